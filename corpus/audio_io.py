@@ -1,0 +1,90 @@
+"""Audio file I/O shared by the corpus, the tokenizer and the app: soundfile for reading and writing
+(no ffmpeg, no torchaudio; reference/libraries.md §0), soxr for resampling, atomic writes so a reader
+never sees a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioReadError(ValueError):
+    """A file that exists but cannot be read as audio."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono audio atomically. int16 input is stored bit-exactly (so sums of stems stay exact);
+    float input is clipped to [-1, 1] and stored as 16-bit PCM. The format follows the suffix."""
+    path = Path(path)
+    samples = np.asarray(samples)
+    subtype = "PCM_16"
+    fmt = {".flac": "FLAC", ".wav": "WAV"}.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unsupported audio suffix {path.suffix!r} for {path} (use .flac or .wav)")
+    if samples.dtype != np.int16:
+        samples = np.clip(samples.astype(np.float32), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, samples, sample_rate, subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a file as mono float32. Channels are averaged; with ``sample_rate`` given the audio is
+    resampled to it with soxr. Returns ``(samples[N], rate)``. Raises AudioReadError with the path."""
+    path = Path(path)
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioReadError(f"{path}: cannot read as audio ({error})") from error
+    mono = samples.mean(axis=1)
+    if sample_rate is not None and rate != sample_rate:
+        mono = resample(mono, rate, sample_rate)
+        rate = sample_rate
+    return mono.astype(np.float32), rate
+
+
+def read_int16(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a 16-bit file as its exact integer samples (used to check sample-exact sums)."""
+    samples, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    return samples[:, 0], rate
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """High-quality resampling of a mono signal."""
+    if rate_in == rate_out:
+        return samples
+    return soxr.resample(samples, rate_in, rate_out, quality="HQ").astype(samples.dtype, copy=False)
