@@ -9,7 +9,7 @@ import numpy as np
 import pyloudnorm
 from scipy.signal import fftconvolve
 
-TARGET_LUFS = -16.0
+TARGET_LUFS = -23.0  # EBU R128; leaves room for the peaks of sparse mixes under PEAK_CEILING
 PEAK_CEILING = 0.89  # -1 dBFS, so the integer sums never clip
 
 

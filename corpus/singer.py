@@ -180,6 +180,9 @@ def _sing_psola(voice, words, notes, sample_rate, n_samples, workdir):
         first, last = syllables[0][0][1], syllables[-1][-1][2]
         sound = parselmouth.Sound(spoken, sampling_frequency=rate).extract_part(first, last)
         duration = last - first
+        # Praat's overlap-add draws random numbers (for unvoiced stretches); seed it per line so the same
+        # song always renders the same bytes.
+        parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({1000 + i})")
         manipulation = call(sound, "To Manipulation", 0.01, 75, 600)
         duration_tier = call("Create DurationTier", "stretch", 0, duration)
         pitch_tier = call("Create PitchTier", "melody", 0, duration)

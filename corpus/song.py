@@ -15,7 +15,7 @@ import pretty_midi
 
 from corpus import GENERATOR_VERSION, SAMPLE_RATE
 from corpus.audio_io import atomic_write_json, atomic_write_text, write_audio
-from corpus.band import TRAINING_SOUNDFONTS, PartWriter, render_part, sample_instrumentation
+from corpus.band import TRAINING_SOUNDFONTS, PartRenderer, PartWriter, sample_instrumentation
 from corpus.lyrics import LyricWriter, Word, load_word_bank
 from corpus.mixing import add_reverb, add_vibrato, mix_song
 from corpus.music import (
@@ -187,8 +187,8 @@ def render_song(seed: int, song_id: str, out_dir: str | Path, options: SongOptio
         "other": [writer.keys(plan["chords"], inst.keys_program), writer.pad(plan["chords"], inst.pad_program),
                   writer.lead(plan["chords"], plan["sections"], plan["key"].scale, inst.lead_program)],
     }
-    stems = {name: sum(render_part(p, inst.soundfont, sr, n_samples) for p in group)
-             for name, group in parts.items()}
+    with PartRenderer(inst.soundfont, sr) as renderer:
+        stems = {name: sum(renderer.render(p, n_samples) for p in group) for name, group in parts.items()}
     offsets = {name: float(rng.uniform(-3, 3)) for name in stems}
     mixed = mix_song(vocals, stems, sr, float(rng.uniform(-6, 6)), offsets)
 
@@ -245,7 +245,7 @@ def _meta(seed, song_id, plan, sung, f0, mixed, options, vibrato_rate, vibrato_c
     style = style_prompt(rng, genre, plan["tempo"], key, voice, plan["instrumentation"])
     return {
         "id": song_id, "seed": seed, "generator_version": GENERATOR_VERSION, "sample_rate": options.sample_rate,
-        "duration": r3(plan["duration"]), "num_samples": plan["n_samples"],
+        "duration": round(plan["n_samples"] / options.sample_rate, 6), "num_samples": plan["n_samples"],
         "style_prompt": style["prompt"], "style_tags": style["tags"], "genre": genre.name, "mood": style["mood"],
         "tempo": plan["tempo"], "key": key.name, "time_signature": [plan["beats_per_bar"], 4],
         "voice": {"name": voice.name, "engine": voice.engine, "gender": voice.gender,
