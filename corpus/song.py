@@ -16,7 +16,7 @@ import pretty_midi
 from corpus import GENERATOR_VERSION, SAMPLE_RATE
 from corpus.audio_io import atomic_write_json, atomic_write_text, write_audio
 from corpus.band import TRAINING_SOUNDFONTS, PartRenderer, PartWriter, sample_instrumentation
-from corpus.lyrics import LyricWriter, Word, load_word_bank
+from corpus.lyrics import THEME_NOUNS, LyricWriter, Word, load_word_bank
 from corpus.mixing import add_reverb, add_vibrato, mix_song
 from corpus.music import (
     BARS_PER_LINE,
@@ -96,6 +96,7 @@ def plan_song(seed: int, options: SongOptions) -> dict:
     slots_per_line = BARS_PER_LINE * beats_per_bar * 2
     max_syllables = min(10, (slots_per_line - 2) // min_slots)
     writer = LyricWriter(load_word_bank(), rng)
+    theme = _choice(rng, sorted(THEME_NOUNS))  # a few nouns that recur through the song, so it reads as one
     lyrics_by_name: dict[str, list] = {}
     words: list[Word] = []
     notes: list[NoteTarget] = []
@@ -110,7 +111,7 @@ def plan_song(seed: int, options: SongOptions) -> dict:
         if cached is not None and len(cached) >= n_lines:  # a repeated chorus sings the same words
             lines = cached[:n_lines]
         else:
-            lines = writer.section(section.name, n_lines, min(5, max_syllables), max_syllables)
+            lines = writer.section(section.name, n_lines, min(5, max_syllables), max_syllables, theme=theme)
             lyrics_by_name[section.name] = lines
         for line_index, line in enumerate(lines):
             line_start = (section.start_bar + line_index * BARS_PER_LINE) * bar
@@ -135,7 +136,8 @@ def plan_song(seed: int, options: SongOptions) -> dict:
     return {
         "rng": rng, "genre": genre, "tempo": tempo, "beats_per_bar": beats_per_bar, "beat": beat, "bar": bar,
         "key": key, "voice": voice, "instrumentation": instrumentation, "sections": sections, "chords": chords,
-        "words": words, "word_rows": word_rows, "lines": lines_out, "notes": notes, "duration": duration,
+        "words": words, "theme": theme, "word_rows": word_rows, "lines": lines_out, "notes": notes,
+        "duration": duration,
         "n_samples": round(duration * options.sample_rate),
     }
 
@@ -246,7 +248,8 @@ def _meta(seed, song_id, plan, sung, f0, mixed, options, vibrato_rate, vibrato_c
     return {
         "id": song_id, "seed": seed, "generator_version": GENERATOR_VERSION, "sample_rate": options.sample_rate,
         "duration": round(plan["n_samples"] / options.sample_rate, 6), "num_samples": plan["n_samples"],
-        "style_prompt": style["prompt"], "style_tags": style["tags"], "genre": genre.name, "mood": style["mood"],
+        "theme": plan["theme"], "style_prompt": style["prompt"], "style_tags": style["tags"], "genre": genre.name,
+        "mood": style["mood"],
         "tempo": plan["tempo"], "key": key.name, "time_signature": [plan["beats_per_bar"], 4],
         "voice": {"name": voice.name, "engine": voice.engine, "gender": voice.gender,
                   "vibrato_hz": round(vibrato_rate, 2), "vibrato_cents": round(vibrato_cents, 1),

@@ -56,6 +56,7 @@ rape raped rapes rapist rapists porn pornography sex sexual sexually sexy nazi n
 abortions fuck fucking shit damn hell bitch ass whore slut cocaine heroin penis vagina genocide terrorist
 terrorists terrorism negro negroes molest molested molestation
 pedophile incest kill killed killing kills murder murdered murderer murders bomb bombs bombing
+butt butts drunk gun guns shoot shot shooting dead death die died dies drug drugs
 """)
 # Auxiliaries and other grammar words: templates spell these out, they must not fill content slots.
 AUX = word_set("""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_labels_are_consistent(songs):
         duration = meta["duration"]
         sections = meta["sections"]
         assert sections[0]["start"] == 0.0 and sections[-1]["end"] <= duration
-        for before, after in zip(sections, sections[1:], strict=False):
+        for before, after in itertools.pairwise(sections):
             assert before["end"] == pytest.approx(after["start"], abs=2e-3)
         assert any(s["vocal"] for s in sections)
         tolerance = 0.06  # festival rounds segment times; label times are rounded to 1 ms
