@@ -157,3 +157,13 @@ def test_synth_cli_rejects_bad_arguments(capsys):
     assert corpus_main(["synth", "--n", "0", "--out", "unused"]) == 2
     assert "--n must be at least 1" in capsys.readouterr().err
     assert corpus_main(["synth", "--n", "1", "--out", "unused", "--min-seconds", "30", "--max-seconds", "10"]) == 2
+
+
+def test_generated_songs_pass_the_user_folder_validator(songs):
+    from corpus.reader import read_song, validate_folder
+
+    root = next(iter(songs.values())).parent
+    problems = validate_folder(root)
+    assert problems == [], [str(p) for p in problems]
+    song = read_song(songs["pop"])
+    assert song.lyrics and song.style and song.vocals is not None and song.mix is not None
