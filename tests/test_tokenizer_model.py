@@ -1,0 +1,183 @@
+"""Duo-Tok encoder: frame arithmetic, stage forwards, quantizer round trips, checkpoints, training CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tokenizer.checkpoint import CheckpointError, from_pretrained, save_pretrained
+from tokenizer.config import DuoTokConfig, get_config
+from tokenizer.frontend import AudioFrontEnd, mel_frames, token_frames
+from tokenizer.model import DuoTokModel
+from tokenizer.modules import NoisyBottleneck
+from tokenizer.train import frozen_lower_layers
+from tokenizer.train import main as train_main
+
+SR = 24_000
+
+
+def small_config(**changes) -> DuoTokConfig:
+    """The tiny layout with fewer/narrower layers so tests run in a blink."""
+    values = {"d_model": 64, "n_heads": 2, "ffn_dim": 128, "lower_layers": 1, "upper_layers": 1, "conv_channels": 8,
+              "ssl_codebook_size": 64, "codebook_size": 32, "codebook_dim": 16, "bottleneck_dim": 16}
+    values.update(changes)
+    return DuoTokConfig(**values)
+
+
+@pytest.mark.parametrize("seconds", [1, 2, 5])
+def test_whole_seconds_give_100_mel_and_25_token_frames_per_second(seconds):
+    frontend = AudioFrontEnd(SR, 1024, 240, 128)
+    audio = torch.randn(1, SR * seconds)
+    assert frontend.log_mel(audio).shape == (1, 100 * seconds, 128)
+    assert frontend.chroma(audio).shape == (1, 100 * seconds, 12)
+    assert token_frames(SR * seconds, 240) == 25 * seconds
+
+
+def test_partial_frames_are_dropped():
+    assert mel_frames(SR + 239, 240) == 100
+    assert token_frames(SR + 959, 240) == 25
+    assert token_frames(959, 240) == 0
+
+
+def test_stage_forwards_have_shapes_from_the_hop_arithmetic():
+    torch.manual_seed(0)
+    model = DuoTokModel(small_config())
+    audio = torch.randn(2, SR * 2)
+    out = model.forward_ssl(audio)
+    assert out["loss"].isfinite() and 0 <= out["masked_accuracy"] <= 1
+    stems = torch.randn(2, 4, SR * 2)
+    phones, lengths = torch.randint(1, 48, (2, 6)), torch.tensor([6, 0])
+    multitask = model.forward_multitask(audio, stems, phones, lengths)
+    assert {"mel", "chroma", "separation", "ctc"} <= set(multitask)
+    masks, spec = model.separation_masks(audio)
+    assert masks.shape == (2, 4, 200, 513) and spec.shape == (2, 200, 513)
+    assert masks.min() >= 0 and masks.max() <= 1
+    codebook = model.forward_codebook(audio, audio, phones, lengths)
+    assert codebook["vocal_indices"].shape == (2, 50) and codebook["accomp_indices"].shape == (2, 50)
+
+
+def test_too_short_audio_is_a_clear_error():
+    model = DuoTokModel(small_config())
+    with pytest.raises(ValueError, match="shorter than one token frame"):
+        model.analyse(torch.randn(1, 500))
+
+
+def test_indices_to_codes_reproduces_the_quantized_vectors():
+    torch.manual_seed(0)
+    model = DuoTokModel(small_config()).eval()
+    branch = model.vocal_branch
+    hidden = torch.randn(1, 30, 64)
+    quantized, indices, _ = branch.quantizer(branch.proj_in(hidden))
+    torch.testing.assert_close(branch.indices_to_codes(indices), quantized, atol=1e-5, rtol=1e-5)
+
+
+def test_tokens_change_when_the_audio_changes_and_are_deterministic():
+    torch.manual_seed(0)
+    model = DuoTokModel(small_config()).eval()
+    a, b = torch.randn(1, SR), torch.randn(1, SR)
+    with torch.no_grad():
+        first = model.quantize(a, "vocal")[1]
+        again = model.quantize(a, "vocal")[1]
+        other = model.quantize(b, "vocal")[1]
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_bottleneck_noise_only_in_training():
+    torch.manual_seed(0)
+    bottleneck = NoisyBottleneck(32, 8, noise_prob=0.5, noise_scale=1.0)
+    x = torch.randn(4, 20, 32)
+    bottleneck.eval()
+    torch.testing.assert_close(bottleneck(x), bottleneck(x))
+    bottleneck.train()
+    clean = bottleneck.proj_out(bottleneck.proj_in(x))
+    replaced = ~torch.isclose(bottleneck(x), clean).all(-1)
+    assert 0.3 < replaced.float().mean() < 0.7
+
+
+def test_progressive_freezing_goes_bottom_up_over_the_first_half():
+    assert frozen_lower_layers(0, 1000, 4) == 0
+    assert frozen_lower_layers(250, 1000, 4) == 2
+    assert frozen_lower_layers(500, 1000, 4) == 5
+    assert frozen_lower_layers(900, 1000, 4) == 5
+
+
+def test_save_load_round_trip_is_strict(tmp_path):
+    torch.manual_seed(0)
+    model = DuoTokModel(small_config()).eval()
+    save_pretrained(model, tmp_path / "ck")
+    loaded = from_pretrained(tmp_path / "ck")
+    for (name, expected), actual in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(expected, actual), name
+    # frozen random parts are saved as buffers
+    assert "vocal_branch.quantizer.frozen_codebook" in loaded.state_dict()
+    assert "ssl_targets.rand_projs" in loaded.state_dict()
+    # a config that does not match the weights is refused
+    config = json.loads((tmp_path / "ck" / "config.json").read_text())
+    config["codebook_size"] = 64
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not match"):
+        from_pretrained(tmp_path / "ck")
+
+
+def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match=r"missing config\.json"):
+        from_pretrained(tmp_path)
+    save_pretrained(DuoTokModel(small_config()), tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        from_pretrained(tmp_path)
+
+
+def test_paper_config_builds_and_takes_a_training_step_on_two_seconds():
+    config = get_config("paper")
+    assert config.codebook_size == 32_768 and config.lower_layers == config.upper_layers == 12
+    assert config.d_model == 1024 and config.bitrate == pytest.approx(750.0)
+    torch.manual_seed(0)
+    model = DuoTokModel(config)
+    params = model.stage_parameters("ssl")
+    optimizer = torch.optim.SGD(params, lr=1e-4)  # plain SGD: AdamW's state for ~300M parameters is not the point
+    before = model.ssl_head.weight.detach().clone()
+    out = model.forward_ssl(torch.randn(1, SR * 2))
+    out["loss"].backward()
+    optimizer.step()
+    assert out["loss"].isfinite()
+    assert not torch.equal(before, model.ssl_head.weight)
+
+
+@pytest.fixture(scope="module")
+def tiny_songs(tmp_path_factory):
+    from corpus.song import SongOptions
+    from corpus.synth import synthesize
+
+    out = tmp_path_factory.mktemp("songs")
+    summary = synthesize(out, 2, 11, options=SongOptions(min_seconds=6, max_seconds=8), progress=False)
+    assert summary["failed"] == {}
+    return out
+
+
+def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_path, monkeypatch):
+    import tokenizer.config as config_module
+
+    monkeypatch.setitem(config_module.CONFIGS, "tiny", small_config())
+    run = tmp_path / "run"
+    common = ["--data", str(tiny_songs), "--run-dir", str(run), "--batch-size", "2", "--crop-seconds", "2",
+              "--log-every", "1", "--warmup", "1"]
+    assert train_main(["--stage", "ssl", "--steps", "2", "--save-every", "1", *common]) == 0
+    assert (run / "ssl" / "final" / "model.safetensors").exists()
+    # resume: a longer run continues from the saved step instead of starting over
+    assert train_main(["--stage", "ssl", "--steps", "3", "--save-every", "1", *common]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "ssl" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    assert train_main(["--stage", "multitask", "--steps", "1", *common]) == 0
+    export = tmp_path / "export"
+    assert train_main(["--stage", "codebook", "--steps", "1", "--export", str(export), *common]) == 0
+    model = from_pretrained(export)
+    assert model.config.codebook_size == 32
+
+
+def test_a_stage_without_its_predecessor_says_so(tiny_songs, tmp_path):
+    with pytest.raises(SystemExit, match="train stage ssl first"):
+        train_main(["--stage", "multitask", "--data", str(tiny_songs), "--run-dir", str(tmp_path), "--steps", "1"])

@@ -1,0 +1,62 @@
+"""``save_pretrained`` / ``from_pretrained`` for Duo-Tok: a folder with ``config.json`` and
+``model.safetensors`` (never pickle), written atomically, loaded strictly. Frozen random parts (the
+BEST-RQ projection and codebook, the SimVQ base codebooks) are persistent buffers, so they are saved too."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tokenizer.config import DuoTokConfig
+from tokenizer.model import DuoTokModel
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_pretrained(model: DuoTokModel, directory: str | Path, dtype: torch.dtype = torch.float32,
+                    metadata: dict[str, str] | None = None) -> None:
+    """Write ``directory/config.json`` and ``directory/model.safetensors``. ``dtype=torch.float16`` halves
+    the file; integer buffers keep their type."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: (t.to(dtype) if t.is_floating_point() else t).contiguous().clone()
+             for name, t in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=directory)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"format": "pt", **(metadata or {})})
+        os.replace(tmp, directory / "model.safetensors")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    model.config.save(directory / "config.json")
+
+
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> DuoTokModel:
+    """Load a folder written by ``save_pretrained``; every tensor must match the config (strict)."""
+    directory = Path(directory)
+    for name in ("config.json", "model.safetensors"):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory}: missing {name} (not a Duo-Tok checkpoint folder)")
+    try:
+        config = DuoTokConfig.load(directory / "config.json")
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{directory / 'config.json'}: invalid config ({error})") from error
+    model = DuoTokModel(config)
+    try:
+        state = load_file(directory / "model.safetensors")
+    except Exception as error:  # safetensors raises its own error types for truncated or corrupt files
+        raise CheckpointError(f"{directory / 'model.safetensors'}: unreadable ({error})") from error
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{directory}: weights do not match config.json ({error})") from error
+    return model.to(device).eval()

@@ -1,0 +1,125 @@
+"""Layers of the Duo-Tok encoder: conv subsampling to 25 Hz, transformer stacks, the noisy bottleneck,
+per-branch SimVQ quantizers and the heads. Assembled in ``tokenizer/model.py``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from vector_quantize_pytorch import SimVQ
+
+
+class ConvSubsampling(nn.Module):
+    """Two stride-2 2-D convolutions over (time, mel): ``[B, T, n_mels] -> [B, T/4, d_model]``.
+    T must be a multiple of 4 (the caller crops to whole token frames)."""
+
+    def __init__(self, n_mels: int, channels: int, d_model: int):
+        super().__init__()
+        self.convs = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.GELU(),
+                                   nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.GELU())
+        self.out = nn.Linear(channels * math.ceil(math.ceil(n_mels / 2) / 2), d_model)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.convs(mel.unsqueeze(1))  # [B, C, T/4, n_mels/4]
+        return self.out(x.permute(0, 2, 1, 3).flatten(2))
+
+
+def sinusoidal_positions(n: int, dim: int, device) -> torch.Tensor:
+    position = torch.arange(n, device=device, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n, dim, device=device)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table
+
+
+class TransformerStack(nn.Module):
+    """Pre-norm transformer layers (torch's own, so SDPA kernels are used) with a final LayerNorm."""
+
+    def __init__(self, n_layers: int, d_model: int, n_heads: int, ffn_dim: int, dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, n_heads, ffn_dim, dropout, activation="gelu", batch_first=True,
+                                       norm_first=True)
+            for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+
+class NoisyBottleneck(nn.Module):
+    """``proj_in -> Gaussian replacement noise -> proj_out`` (reference/duotok.md §2.2). In training, each
+    frame's bottleneck vector is replaced with probability ``p`` by noise of the bottleneck's running std:
+    the upper stack learns to work from corrupted frames, which prepares it for quantisation error and
+    smooths the representation. Never applied in evaluation."""
+
+    def __init__(self, d_model: int, dim: int, noise_prob: float, noise_scale: float):
+        super().__init__()
+        self.proj_in = nn.Linear(d_model, dim)
+        self.proj_out = nn.Linear(dim, d_model)
+        self.noise_prob, self.noise_scale = noise_prob, noise_scale
+        self.register_buffer("running_std", torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.proj_in(x)
+        if self.training and self.noise_prob > 0:
+            with torch.no_grad():
+                self.running_std.lerp_(z.detach().std(), 0.01)
+            replace = torch.rand(z.shape[:-1], device=z.device) < self.noise_prob
+            noise = torch.randn_like(z) * self.running_std * self.noise_scale
+            z = torch.where(replace[..., None], noise, z)
+        return self.proj_out(z)
+
+
+class QuantizedBranch(nn.Module):
+    """One track's path: ``proj_in -> SimVQ -> proj_out`` (hard routing: each track has its own branch).
+    SimVQ keeps a frozen random codebook as a buffer and learns only its linear transform."""
+
+    def __init__(self, d_model: int, codebook_dim: int, codebook_size: int):
+        super().__init__()
+        self.proj_in = nn.Linear(d_model, codebook_dim)
+        self.quantizer = SimVQ(dim=codebook_dim, codebook_size=codebook_size, rotation_trick=True)
+        self.proj_out = nn.Linear(codebook_dim, d_model)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x [B, T, d] -> (decoded [B, T, d], indices [B, T], commitment loss)``."""
+        quantized, indices, commit = self.quantizer(self.proj_in(x))
+        return self.proj_out(quantized), indices, commit
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """``indices [B, T] -> codes [B, T, codebook_dim]`` (the quantized vectors the decoders consume)."""
+        return self.quantizer.indices_to_codes(indices)
+
+
+class FrameHeads(nn.Module):
+    """Heads at the mel frame rate after ×4 transposed-conv upsampling: log-mel, chroma and (optionally)
+    separation masks over the mixture STFT; plus a CTC phone head at the token rate."""
+
+    def __init__(self, d_model: int, n_mels: int, n_freq: int, n_stems: int, n_ctc: int, subsampling: int,
+                 with_masks: bool):
+        super().__init__()
+        hidden = d_model // 2
+        self.upsample = nn.Sequential(nn.ConvTranspose1d(d_model, hidden, subsampling, stride=subsampling),
+                                      nn.GELU(), nn.Conv1d(hidden, hidden, 3, padding=1), nn.GELU())
+        self.mel = nn.Linear(hidden, n_mels)
+        self.chroma = nn.Linear(hidden, 12)
+        self.masks = nn.Linear(hidden, n_stems * n_freq) if with_masks else None
+        self.ctc = nn.Linear(d_model, n_ctc)
+        self.n_stems, self.n_freq = n_stems, n_freq
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x [B, T, d]`` -> mel ``[B, 4T, n_mels]``, chroma ``[B, 4T, 12]`` (probabilities),
+        masks ``[B, n_stems, 4T, n_freq]`` in [0, 1], ctc log-probs ``[B, T, n_ctc]``."""
+        up = self.upsample(x.transpose(1, 2)).transpose(1, 2)
+        out = {"mel": self.mel(up), "chroma": F.softmax(self.chroma(up), dim=-1),
+               "ctc": F.log_softmax(self.ctc(x), dim=-1)}
+        if self.masks is not None:
+            b, t, _ = up.shape
+            masks = torch.sigmoid(self.masks(up)).view(b, t, self.n_stems, self.n_freq)
+            out["masks"] = masks.permute(0, 2, 1, 3)
+        return out

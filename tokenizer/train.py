@@ -1,0 +1,214 @@
+"""Train one Duo-Tok encoder stage.
+
+    python -m tokenizer.train --stage ssl       --data data/corpus/train --steps 1500
+    python -m tokenizer.train --stage multitask --data data/corpus/train --steps 1500
+    python -m tokenizer.train --stage codebook  --data data/corpus/train --steps 1500 --export checkpoints/duotok-tiny
+    accelerate launch --multi_gpu --num_processes 8 -m tokenizer.train --stage ssl --config paper ...   (GPUs)
+    torchrun --nproc_per_node 2 -m tokenizer.train ...                                                 (2 CPU procs)
+
+Each stage starts from the previous stage's final weights (``<run-dir>/<previous>/final``), saves its
+training state (model, optimizer, scheduler, RNG, step) every ``--save-every`` steps through accelerate, and
+resumes from the newest state after a kill. At the end it writes ``<run-dir>/<stage>/final`` with
+``save_pretrained`` and, with ``--export``, the same folder in fp16 for shipping."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+
+from tokenizer.checkpoint import from_pretrained, save_pretrained
+from tokenizer.config import get_config
+from tokenizer.data import estimate_mel_stats, make_loader
+from tokenizer.model import DuoTokModel
+
+STAGES = ("ssl", "multitask", "codebook")
+PREVIOUS = {"multitask": "ssl", "codebook": "multitask"}
+
+
+class TrainProgress:
+    """The step counter, saved with accelerate's state so a resumed run continues where it stopped."""
+
+    def __init__(self):
+        self.step = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+def choose_inputs(batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stages 1-2 see mixes half of the time and single tracks otherwise, so the encoder works on both
+    (stage 3 feeds it isolated stems). Returns the inputs, the stems they contain, and the phone lengths
+    (zero where the input has no vocals)."""
+    b = batch["mix"].shape[0]
+    pick = torch.randint(0, 4, (b,), generator=generator)  # 0,1: mix, 2: vocals, 3: accompaniment
+    stems = batch["stems"].clone()
+    inputs = batch["mix"].clone()
+    vocal_only, accomp_only = pick == 2, pick == 3
+    inputs[vocal_only] = batch["vocals"][vocal_only]
+    inputs[accomp_only] = batch["accompaniment"][accomp_only]
+    stems[vocal_only, 1:] = 0
+    stems[accomp_only, 0] = 0
+    lengths = batch["phone_lengths"].clone()
+    lengths[accomp_only] = 0
+    return inputs, stems, lengths
+
+
+def frozen_lower_layers(step: int, total: int, n_layers: int) -> int:
+    """Progressive freezing in stage 2: over the first half of training the conv front and the lower
+    layers freeze bottom-up, one at a time, so the top of the lower stack adapts longest to the heads."""
+    progress = min(1.0, step / max(1, total // 2))
+    return int(progress * (n_layers + 1))
+
+
+def apply_freezing(model: DuoTokModel, n_frozen: int) -> None:
+    modules = [model.subsample, *model.lower.layers]
+    for index, module in enumerate(modules):
+        for parameter in module.parameters():
+            parameter.requires_grad_(index >= n_frozen)
+
+
+def run_step(model: DuoTokModel, stage: str, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    if stage == "ssl":
+        inputs, _, _ = choose_inputs(batch, generator)
+        return model.forward_ssl(inputs)
+    if stage == "multitask":
+        inputs, stems, lengths = choose_inputs(batch, generator)
+        return model.forward_multitask(inputs, stems, batch["phones"], lengths)
+    return model.forward_codebook(batch["vocals"], batch["accompaniment"], batch["phones"], batch["phone_lengths"])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tokenizer.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=STAGES, required=True)
+    parser.add_argument("--config", default="tiny", help="tiny (CPU) or paper")
+    parser.add_argument("--data", required=True, help="folder of song folders with stems, lyrics and meta.json")
+    parser.add_argument("--run-dir", default="runs/duotok-tiny")
+    parser.add_argument("--init", help="weights to start from (default: the previous stage's final folder)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop-seconds", type=float, default=4.0)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--save-every", type=int, default=200)
+    parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", help="also write the final weights here in fp16 (e.g. checkpoints/duotok-tiny)")
+    parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
+    return parser.parse_args(argv)
+
+
+def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> DuoTokModel:
+    init = Path(args.init) if args.init else (
+        Path(args.run_dir) / PREVIOUS[args.stage] / "final" if args.stage in PREVIOUS else None)
+    if init is not None:
+        if not (init / "model.safetensors").exists():
+            raise SystemExit(f"error: stage {args.stage} starts from {init}, which does not exist; train stage "
+                             f"{PREVIOUS.get(args.stage, '?')} first or pass --init")
+        model = from_pretrained(init).train()
+        if model.config.name != args.config:
+            raise SystemExit(f"error: {init} is a {model.config.name!r} model, not {args.config!r}")
+    else:
+        model = DuoTokModel(get_config(args.config))
+        with accelerator.main_process_first():  # the same statistics on every process
+            mean, std = estimate_mel_stats(loader.dataset, model.frontend)
+        model.mel_mean.copy_(mean)
+        model.mel_std.copy_(std)
+    if args.stage == "codebook" and init is not None:
+        model.init_codebook_stage()  # (a resumed run then overwrites everything from its saved state)
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stage_dir = Path(args.run_dir) / args.stage
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
+        project_config=ProjectConfiguration(project_dir=str(stage_dir / "state"), automatic_checkpoint_naming=True,
+                                            total_limit=2))
+    set_seed(args.seed)
+    loader = make_loader(args.data, args.batch_size, args.crop_seconds, seed=args.seed, shuffle=True)
+    model = build_model(args, accelerator, loader)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    trainable = model.stage_parameters(args.stage)
+    for parameter in trainable:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+    def schedule(step: int) -> float:  # linear warm-up, cosine decay to 10%
+        if step < args.warmup:
+            return (step + 1) / args.warmup
+        progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    progress = TrainProgress()
+    accelerator.register_for_checkpointing(progress)
+    checkpoints = sorted((stage_dir / "state" / "checkpoints").glob("checkpoint_*"),
+                         key=lambda p: int(p.name.rsplit("_", 1)[1]))
+    if checkpoints:
+        accelerator.load_state(str(checkpoints[-1]))
+        # automatic naming would otherwise try to reuse a name that exists (libraries.md §2.4)
+        accelerator.project_configuration.iteration = int(checkpoints[-1].name.rsplit("_", 1)[1]) + 1
+        accelerator.print(f"resumed {args.stage} from {checkpoints[-1]} at step {progress.step}")
+
+    generator = torch.Generator().manual_seed(args.seed + progress.step)
+    unwrapped: DuoTokModel = accelerator.unwrap_model(model)
+    log_path = stage_dir / "log.jsonl"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    started, epoch = time.time(), progress.step // max(1, len(loader))
+    while progress.step < args.steps:
+        loader.dataset.set_epoch(epoch)
+        for batch in loader:
+            if progress.step >= args.steps:
+                break
+            if args.stage == "multitask":
+                apply_freezing(unwrapped, frozen_lower_layers(progress.step, args.steps, len(unwrapped.lower.layers)))
+            with accelerator.accumulate(model):
+                out = run_step(unwrapped, args.stage, batch, generator)
+                accelerator.backward(out["loss"])
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_([p for p in trainable if p.requires_grad], 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            progress.step += 1
+            if progress.step % args.log_every == 0 or progress.step == args.steps:
+                record = {"step": progress.step, "seconds": round(time.time() - started, 1),
+                          "lr": scheduler.get_last_lr()[0],
+                          **{k: round(float(v.detach()), 4) for k, v in out.items() if v.dim() == 0}}
+                accelerator.print(json.dumps(record))
+                if accelerator.is_main_process:
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+            if progress.step % args.save_every == 0:
+                accelerator.save_state()
+        epoch += 1
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model).eval()
+        save_pretrained(final, stage_dir / "final", metadata={"stage": args.stage, "steps": str(progress.step)})
+        if args.export:
+            save_pretrained(final, args.export, dtype=torch.float16,
+                            metadata={"stage": args.stage, "steps": str(progress.step)})
+        accelerator.print(f"wrote {stage_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
