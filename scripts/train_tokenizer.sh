@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Train the tiny Duo-Tok encoder, stages 1-3, on the reference corpus, then evaluate and export it.
+# Resumable: re-running it continues a killed stage and skips finished ones.
+#   bash scripts/train_tokenizer.sh                 (after the README's reference-corpus commands)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+RUN=${RUN:-runs/duotok-tiny}
+TRAIN=${TRAIN:-data/corpus/train}
+VAL=${VAL:-data/corpus/validation}
+STEPS_SSL=${STEPS_SSL:-800}
+STEPS_MT=${STEPS_MT:-800}
+STEPS_CB=${STEPS_CB:-800}
+EXPORT=${EXPORT:-checkpoints/duotok-tiny}
+
+stage() {  # stage NAME STEPS [extra args]
+  local name=$1 steps=$2; shift 2
+  if [ -f "$RUN/$name/final/model.safetensors" ] && [ -f "$RUN/$name/done" ]; then
+    echo "stage $name already trained"; return
+  fi
+  $PY -m tokenizer.train --stage "$name" --data "$TRAIN" --run-dir "$RUN" --steps "$steps" "$@"
+  touch "$RUN/$name/done"
+}
+
+stage ssl "$STEPS_SSL"
+$PY -m tokenizer.eval --checkpoint "$RUN/ssl/final" --data "$VAL" --metrics ssl --out "$RUN/ssl/metrics.json"
+stage multitask "$STEPS_MT"
+$PY -m tokenizer.eval --checkpoint "$RUN/multitask/final" --data "$VAL" --metrics separation,ctc \
+  --out "$RUN/multitask/metrics.json"
+stage codebook "$STEPS_CB" --export "$RUN/export"
+$PY -m tokenizer.eval --checkpoint "$RUN/export" --data "$VAL" --metrics separation,ctc,codebook \
+  --out "$RUN/codebook/metrics.json"
+echo "trained; metrics in $RUN/*/metrics.json; copy $RUN/export to $EXPORT when they beat the shipped ones"

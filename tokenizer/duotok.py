@@ -1,0 +1,145 @@
+"""The Duo-Tok facade: audio in, two synchronised 25 Hz token streams out (and, with stage 4, back).
+
+    tok = DuoTok.from_pretrained("checkpoints/duotok-tiny")
+    tokens = tok.encode(vocals=v, accompaniment=a)       # or tok.encode(mix=m): separated first
+    tokens.vocal, tokens.accomp                          # int64 arrays [T], T = 25 per second
+    vocals, accompaniment = tok.separate(m)              # the stage-2 mask head, no outside separator
+    codes = tok.indices_to_codes(tokens.vocal, "vocal")  # [T, codebook_dim] for the decoders
+
+Audio is mono float32 at the model rate (24 kHz for tiny); other rates are resampled with soxr.
+Long audio is encoded in windows of the training length with context on both sides, so the encoder never
+sees positions it was not trained on and tokens do not depend on how long the song is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from corpus.audio_io import resample
+from tokenizer.checkpoint import from_pretrained
+from tokenizer.frontend import token_frames
+from tokenizer.model import DuoTokModel
+
+WINDOW_TOKENS = 100  # 4 s: the crop length the tiny encoder is trained on
+CONTEXT_TOKENS = 12  # extra context on each side of a window, discarded after encoding
+
+
+@dataclass
+class TrackTokens:
+    vocal: np.ndarray  # int64 [T]
+    accomp: np.ndarray  # int64 [T]
+    frame_rate: float = 25.0
+
+    def __post_init__(self):
+        if len(self.vocal) != len(self.accomp):
+            raise ValueError(f"vocal and accompaniment tokens differ in length ({len(self.vocal)} vs "
+                             f"{len(self.accomp)})")
+
+    def __len__(self) -> int:
+        return len(self.vocal)
+
+    @property
+    def seconds(self) -> float:
+        return len(self) / self.frame_rate
+
+
+class DuoTok:
+    def __init__(self, model: DuoTokModel):
+        self.model = model.eval()
+        self.config = model.config
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> DuoTok:
+        return cls(from_pretrained(directory, device))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.mel_mean.device
+
+    def _prepare(self, audio, sample_rate: int | None, name: str) -> torch.Tensor:
+        samples = np.asarray(audio, dtype=np.float32)
+        if samples.ndim == 2:  # [channels, N] or [N, channels]: mix down
+            samples = samples.mean(axis=0 if samples.shape[0] < samples.shape[1] else 1)
+        if samples.ndim != 1:
+            raise ValueError(f"{name}: expected mono audio [N] or [channels, N], got shape {samples.shape}")
+        if not np.isfinite(samples).all():
+            raise ValueError(f"{name}: audio contains NaN or infinite samples")
+        if sample_rate is not None and sample_rate != self.config.sample_rate:
+            samples = resample(samples, sample_rate, self.config.sample_rate)
+        if token_frames(len(samples), self.config.hop_length, self.config.subsampling) == 0:
+            raise ValueError(f"{name}: {len(samples)} samples is shorter than one token frame "
+                             f"({self.config.samples_per_token} samples at {self.config.sample_rate} Hz)")
+        return torch.from_numpy(samples).to(self.device)
+
+    @torch.no_grad()
+    def _encode_track(self, audio: torch.Tensor, track: str) -> np.ndarray:
+        per_token = self.config.samples_per_token
+        n_tokens = token_frames(len(audio), self.config.hop_length, self.config.subsampling)
+        out = []
+        for start in range(0, n_tokens, WINDOW_TOKENS):
+            end = min(n_tokens, start + WINDOW_TOKENS)
+            left, right = max(0, start - CONTEXT_TOKENS), min(n_tokens, end + CONTEXT_TOKENS)
+            window = audio[left * per_token: right * per_token][None]
+            indices = self.model.quantize(window, track)[1][0]
+            out.append(indices[start - left: start - left + (end - start)])
+        return torch.cat(out).cpu().numpy().astype(np.int64)
+
+    def encode(self, *, vocals=None, accompaniment=None, mix=None, sample_rate: int | None = None) -> TrackTokens:
+        """Tokens of a song given as stems (``vocals`` + ``accompaniment``) or as a ``mix`` (separated by the
+        stage-2 mask head first). Returns equal-length streams at 25 Hz."""
+        if mix is not None and (vocals is not None or accompaniment is not None):
+            raise ValueError("give either mix= or vocals= and accompaniment=, not both")
+        if mix is not None:
+            vocals, accompaniment = self.separate(mix, sample_rate=sample_rate)
+            sample_rate = self.config.sample_rate
+        if vocals is None or accompaniment is None:
+            raise ValueError("encode needs vocals= and accompaniment= (or mix=)")
+        vocal_audio = self._prepare(vocals, sample_rate, "vocals")
+        accomp_audio = self._prepare(accompaniment, sample_rate, "accompaniment")
+        n = min(len(vocal_audio), len(accomp_audio))
+        return TrackTokens(self._encode_track(vocal_audio[:n], "vocal"),
+                           self._encode_track(accomp_audio[:n], "accomp"), self.config.token_rate)
+
+    @torch.no_grad()
+    def separate(self, mix, sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Split a mix into (vocals, accompaniment) with the stage-2 masks over the mixture STFT, window by
+        window; accompaniment is what the vocal mask leaves (so the two sum to the input)."""
+        audio = self._prepare(mix, sample_rate, "mix")
+        per_token = self.config.samples_per_token
+        n_tokens = token_frames(len(audio), self.config.hop_length, self.config.subsampling)
+        vocals = torch.zeros_like(audio)
+        for start in range(0, n_tokens, WINDOW_TOKENS):
+            end = min(n_tokens, start + WINDOW_TOKENS)
+            left, right = max(0, start - CONTEXT_TOKENS), min(n_tokens, end + CONTEXT_TOKENS)
+            window = audio[left * per_token: right * per_token]
+            estimate = self.vocal_estimate(window[None])[0]
+            offset = (start - left) * per_token
+            vocals[start * per_token: end * per_token] = estimate[offset: offset + (end - start) * per_token]
+        accompaniment = audio - vocals
+        return vocals.cpu().numpy(), accompaniment.cpu().numpy()
+
+    def vocal_estimate(self, mix: torch.Tensor) -> torch.Tensor:
+        """``mix [B, N] -> vocals [B, N]``: vocal mask × mixture STFT, inverted with the mixture phase."""
+        masks, _ = self.model.separation_masks(mix)
+        frontend = self.model.frontend
+        full = torch.stft(mix, frontend.n_fft, frontend.hop_length, window=frontend.window, center=True,
+                          pad_mode="reflect", return_complex=True)  # [B, F, frames + 1]
+        vocal_mask = masks[:, 0].transpose(1, 2)  # [B, F, frames']
+        pad = full.shape[-1] - vocal_mask.shape[-1]
+        vocal_mask = torch.cat([vocal_mask, vocal_mask[..., -1:].expand(-1, -1, pad)], dim=-1)
+        return torch.istft(full * vocal_mask, frontend.n_fft, frontend.hop_length, window=frontend.window,
+                           center=True, length=mix.shape[-1])
+
+    @torch.no_grad()
+    def indices_to_codes(self, indices, track: str) -> torch.Tensor:
+        """``indices [T]`` or ``[B, T]`` of one track ("vocal" or "accomp") -> codes ``[.., T, codebook_dim]``."""
+        branch = {"vocal": self.model.vocal_branch, "accomp": self.model.accomp_branch}.get(track)
+        if branch is None:
+            raise ValueError(f"track must be 'vocal' or 'accomp', not {track!r}")
+        indices = torch.as_tensor(np.asarray(indices), dtype=torch.long, device=self.device)
+        if indices.numel() and (indices.min() < 0 or indices.max() >= self.config.codebook_size):
+            raise ValueError(f"token ids must lie in [0, {self.config.codebook_size})")
+        return branch.indices_to_codes(indices)
