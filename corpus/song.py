@@ -30,12 +30,13 @@ from corpus.music import (
     sample_key,
     sample_structure,
 )
-from corpus.singer import VOICES, NoteTarget, sing
+from corpus.singer import VOICES, FestivalError, NoteTarget, sing
 from corpus.style import style_prompt
 
 F0_HOP_SECONDS = 0.01
 MIN_SYLLABLE_SECONDS = 0.24  # shorter sung syllables stop being intelligible (measured with Whisper)
 TAIL_SECONDS = 1.0  # room for the last note's release and reverb
+MAX_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,21 @@ def render_song(seed: int, song_id: str, out_dir: str | Path, options: SongOptio
     """Render one song into ``out_dir/song_id`` atomically (built in a temporary folder, then renamed),
     and return its meta dictionary."""
     options = options or SongOptions()
-    plan = plan_song(seed, options)
+    # festival occasionally crashes or splits a line's syllables differently from its own lexicon (about
+    # 1 song in 400); the song is then re-planned from a seed derived deterministically from its own, so
+    # a corpus has no holes and re-runs stay byte-identical.
+    for attempt in range(MAX_ATTEMPTS):
+        plan_seed = seed if attempt == 0 else int(np.random.SeedSequence([seed, attempt]).generate_state(1)[0])
+        plan = plan_song(plan_seed, options)
+        try:
+            dry, sung = sing(plan["voice"], plan["words"], plan["notes"], options.sample_rate, plan["n_samples"])
+            break
+        except FestivalError:
+            if attempt == MAX_ATTEMPTS - 1:
+                raise
+    plan["attempt"] = attempt
     rng: np.random.Generator = plan["rng"]
     sr, n_samples = options.sample_rate, plan["n_samples"]
-    voice = plan["voice"]
-
-    dry, sung = sing(voice, plan["words"], plan["notes"], sr, n_samples)
     vibrato_rate, vibrato_cents = float(rng.uniform(4.5, 6.5)), float(rng.uniform(0, 40))
     dry = add_vibrato(dry, sr, vibrato_rate, vibrato_cents)
     n_frames = math.ceil(plan["duration"] / F0_HOP_SECONDS)
@@ -246,7 +256,8 @@ def _meta(seed, song_id, plan, sung, f0, mixed, options, vibrato_rate, vibrato_c
     n_beats = round((plan["sections"][-1].start_bar + plan["sections"][-1].n_bars) * plan["beats_per_bar"])
     style = style_prompt(rng, genre, plan["tempo"], key, voice, plan["instrumentation"])
     return {
-        "id": song_id, "seed": seed, "generator_version": GENERATOR_VERSION, "sample_rate": options.sample_rate,
+        "id": song_id, "seed": seed, "plan_attempt": plan["attempt"], "generator_version": GENERATOR_VERSION,
+        "sample_rate": options.sample_rate,
         "duration": round(plan["n_samples"] / options.sample_rate, 6), "num_samples": plan["n_samples"],
         "theme": plan["theme"], "style_prompt": style["prompt"], "style_tags": style["tags"], "genre": genre.name,
         "mood": style["mood"],
