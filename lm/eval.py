@@ -2,10 +2,11 @@
 a unigram baseline reported the same way (DESIGN.md §6, "the same protocol on every tokenizer compared").
 
 What is counted, precisely. Sequences are ``lm.layout`` sequences (``build_sequence`` output) or the training
-windows ``lm.data`` cuts from them (``<bos>`` + style, then whole or cut sections; trailing ``<pad>`` allowed). Every position t >= 1 before the padding is a target, scored as ``-ln p(ids[t] | ids[<t])``
-under the model's softmax over the whole vocabulary (the distribution it is trained on; no renormalisation over
-the slot's range). ``<bos>`` is only an input, as SOS is in Codec-Evaluation. Targets are grouped by id range,
-which in a valid sequence is the same as grouping by slot:
+windows ``lm.data`` cuts from them (``<bos>`` + style, then whole or cut sections; trailing ``<pad>`` allowed).
+Every position t >= 1 before the padding is a target, scored as ``-ln p(ids[t] | ids[<t])`` under the model's
+softmax over the whole vocabulary (the distribution it is trained on; no renormalisation over the slot's range).
+``<bos>`` is only an input, as SOS is in Codec-Evaluation. Targets are grouped by id range, which in a valid
+sequence is the same as grouping by slot:
 
 - ``vocal``: vocal code ids (the even audio slots), ``accomp``: accompaniment code ids (the odd audio slots);
 - ``text``: style and lyric pieces; ``marker``: every special after ``<bos>`` (``</style>``, section tags,

@@ -82,7 +82,8 @@ class LMConfig:
 # Parameter counts exclude the embedding, which is vocab.size x hidden_size (tied with the output head):
 # about 2k text pieces + 2 x codebook size, so 2 x 32,768 codes add 52M to "base" and 100M to "large".
 LM_CONFIGS = {
-    # ~3.4M body params: a few hundred steps of 8 x 1024 tokens fit in ~20 minutes on a 2-core CPU.
+    # ~3.4M body params. One 8 x 1024-token step took 6-12 s on the (shared) 2-core dev CPU, so ~20 minutes is
+    # ~300 steps at batch 4: enough to learn the layout and the per-track code statistics.
     "tiny": LMConfig("tiny", hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=4,
                      intermediate_size=768, max_position_embeddings=2048, rope_theta=10_000.0),
     # ~76M body params (12 x 6.3M): YuE-style grouped-query attention, 4k context = 80 s of music.

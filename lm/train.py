@@ -1,7 +1,7 @@
 """Train the song LM on a token corpus.
 
     python -m lm.train --data data/tokens/train --val-data data/tokens/val --config tiny --run-dir runs/lm-tiny \\
-        --steps 600 --batch-size 8 --max-len 1024 --export checkpoints/lm-tiny
+        --steps 300 --batch-size 4 --max-len 1024 --export checkpoints/lm-tiny
     accelerate launch --multi_gpu --num_processes 8 -m lm.train --data … --config base --mixed-precision bf16 …
     torchrun --nproc_per_node 2 -m lm.train --data …                                        (2 CPU processes)
 
@@ -67,8 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-dir", default="runs/lm-tiny")
     parser.add_argument("--text-model", help="existing sentencepiece model (default: train one into --run-dir)")
     parser.add_argument("--text-vocab-size", type=int, default=DEFAULT_VOCAB_SIZE)
-    parser.add_argument("--steps", type=int, default=600, help="optimizer updates")
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per micro-batch and process")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer updates")
+    parser.add_argument("--batch-size", type=int, default=4, help="windows per micro-batch and process")
     parser.add_argument("--max-len", type=int, default=1024, help="tokens per window")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=50)
@@ -190,17 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         project_config=ProjectConfiguration(project_dir=str(run_dir / "state"), automatic_checkpoint_naming=True,
                                             total_limit=2))
     set_seed(args.seed)  # the same initial weights on every process
+    config = LM_CONFIGS[args.config]
+    if args.max_len > config.max_position_embeddings:
+        raise SystemExit(f"error: --max-len {args.max_len} exceeds the {args.config} config's "
+                         f"{config.max_position_embeddings} positions")
     try:
         text = load_text_model(args, accelerator)
         vocab = Vocabulary(n_text=text.vocab_size, codebook_size_vocal=info["codebook_size"],
                            codebook_size_accomp=info["codebook_size"])
-        config = LM_CONFIGS[args.config]
         train_loader, val_loader = build_loaders(args, text, vocab, config.cond_dropout)
     except (TokenDataError, TextTokenizerError) as error:
         raise SystemExit(f"error: {error}") from None
-    if args.max_len > config.max_position_embeddings:
-        raise SystemExit(f"error: --max-len {args.max_len} exceeds the {args.config} config's "
-                         f"{config.max_position_embeddings} positions")
     check_run_identity(run_dir, {"config": config.to_dict(), "vocab": vocab.to_dict()}, accelerator)
 
     song_lm = SongLM.create(config, vocab, text)
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         # automatic naming would otherwise try to reuse a name that exists (libraries.md §2.4)
         accelerator.project_configuration.iteration = int(checkpoints[-1].name.rsplit("_", 1)[1]) + 1
         accelerator.print(f"resumed from {checkpoints[-1]} at step {progress.step}")
-    accelerator.print(f"{args.config}: {song_lm.num_parameters() / 1e6:.1f}M parameters, vocabulary {vocab.size}, "
+    accelerator.print(f"{args.config}: {song_lm.num_parameters() / 1e6:.2f}M parameters, vocabulary {vocab.size}, "
                       f"{len(train_loader.dataset)} training windows")
 
     log_path = run_dir / "log.jsonl"
