@@ -269,13 +269,14 @@ class TokenDataset(Dataset):
                                          f"codebook (size {codebook_size})")
             try:
                 song = song_tokens_from_record(record, encode)
-                planned = plan_windows(song, max_len)
-            except LayoutError as error:
-                if "max_len" in str(error):
-                    raise TokenDataError(f"record {song_id}: {error}") from None
+            except LayoutError as error:  # one odd record (e.g. lyrics that do not match its sections)
                 logger.warning("skipping record %s: %s", song_id, error)
                 self.skipped.append((song_id, str(error)))
                 continue
+            try:
+                planned = plan_windows(song, max_len)
+            except LayoutError as error:  # a max_len too short for this corpus: a setting to fix, not a record
+                raise TokenDataError(f"record {song_id}: {error}") from None
             for section in song.sections:
                 section.vocal, section.accomp = section.vocal.astype(code_dtype), section.accomp.astype(code_dtype)
             for window, length in planned:

@@ -254,6 +254,8 @@ class _Stream:
         # deprecation warning); older or custom models only know ``past_key_values``.
         parameters = inspect.signature(model.forward).parameters
         self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        # only the last position's logits are used; HF models can skip the (chunk, vocab) head output
+        self.extra = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
     def push(self, ids) -> None:
         self.pending.extend(int(token) for token in ids)
@@ -262,7 +264,7 @@ class _Stream:
         """Logits for the position after everything pushed so far, shape (vocab,)."""
         if not self.pending:
             raise RuntimeError("next_logits needs at least one new token since the last call")
-        kwargs = {"use_cache": True}
+        kwargs = {"use_cache": True, **self.extra}
         if self.cache is not None:
             kwargs[self.cache_argument] = self.cache
         output = self.model(input_ids=torch.tensor([self.pending], device=self.device), **kwargs)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -185,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                                  f"{info['codebook_size']}")
     except TokenDataError as error:
         raise SystemExit(f"error: {error}") from None
+    # Under torchrun without CUDA, accelerate stays single-process (every rank thinking it is the main one)
+    # unless asked for its CPU backend, gloo; ACCELERATE_USE_CPU=1 does the same from the environment.
+    distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = Accelerator(
-        gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
+        cpu=distributed_cpu, gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
         project_config=ProjectConfiguration(project_dir=str(run_dir / "state"), automatic_checkpoint_naming=True,
                                             total_limit=2))
     set_seed(args.seed)  # the same initial weights on every process

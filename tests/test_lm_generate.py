@@ -105,6 +105,7 @@ SETTINGS = [dict(temperature=0.0), dict(temperature=1.0), dict(temperature=2.5, 
             dict(temperature=1.5, cfg_scale=3.0)]
 
 
+@pytest.mark.filterwarnings("ignore:`past_key_values` is deprecated:FutureWarning")  # the Adversary's fallback
 @pytest.mark.parametrize("settings", SETTINGS)
 @pytest.mark.parametrize("adversarial", [False, True])
 def test_slot_constraints_and_frame_counts(model, settings, adversarial):
@@ -232,13 +233,15 @@ def test_full_song_and_instrumental(model):
         full_song(model, VOCAB, STYLE, [SectionRequest("verse", [1], 2, forced_vocal=np.zeros(2, int))])
 
 
-def test_accompaniment_for_vocal_keeps_vocal(model):
+@pytest.mark.parametrize("cfg_scale", [1.0, 2.5])
+def test_accompaniment_for_vocal_keeps_vocal(model, cfg_scale):
     rng = np.random.default_rng(0)
     vocal = rng.integers(0, 16, sum(r.n_frames for r in REQUESTS))
-    song = accompaniment_for_vocal(model, VOCAB, STYLE, REQUESTS, vocal, GenerationOptions(temperature=0.0))
+    options = GenerationOptions(temperature=0.0, cfg_scale=cfg_scale)
+    song = accompaniment_for_vocal(model, VOCAB, STYLE, REQUESTS, vocal, options)
     check_structure(song, REQUESTS)
     assert np.array_equal(np.concatenate([s.vocal for s in song.sections]), vocal)
-    teacher_check(model, song, sampled_kinds=("accomp",))
+    teacher_check(model, song, sampled_kinds=("accomp",), cfg_scale=cfg_scale)
 
 
 def test_vocal_for_accompaniment_keeps_accompaniment(model):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -134,8 +135,11 @@ def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> D
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stage_dir = Path(args.run_dir) / args.stage
+    # torchrun on CPU-only machines: accelerate sets up gloo only when asked for its CPU backend; without it
+    # every rank believes it is the main process and they overwrite each other's checkpoints.
+    distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = Accelerator(
-        gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
+        cpu=distributed_cpu, gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
         project_config=ProjectConfiguration(project_dir=str(stage_dir / "state"), automatic_checkpoint_naming=True,
                                             total_limit=2))
     set_seed(args.seed)
