@@ -97,6 +97,15 @@ class DuoTokModel(nn.Module):
                 branch.proj_in.load_state_dict(self.bottleneck.proj_in.state_dict())
                 branch.proj_out.load_state_dict(self.bottleneck.proj_out.state_dict())
 
+    def forward(self, stage: str, **inputs) -> dict[str, torch.Tensor]:
+        """Dispatch to a stage's forward. Training calls the (possibly DDP-wrapped) model through here so
+        that gradients are synchronised across processes."""
+        stage_forward = {"ssl": self.forward_ssl, "multitask": self.forward_multitask,
+                         "codebook": self.forward_codebook}.get(stage)
+        if stage_forward is None:
+            raise ValueError(f"unknown stage {stage!r}")
+        return stage_forward(**inputs)
+
     # ---- stage 1: BEST-RQ -----------------------------------------------------------------------------
     def span_mask(self, batch: int, n_mel: int, device) -> torch.Tensor:
         """Mel-frame mask: spans of ``mask_span_frames`` starting with probability ``mask_start_prob``."""

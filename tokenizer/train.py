@@ -79,14 +79,16 @@ def apply_freezing(model: DuoTokModel, n_frozen: int) -> None:
             parameter.requires_grad_(index >= n_frozen)
 
 
-def run_step(model: DuoTokModel, stage: str, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def run_step(model, stage: str, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """One stage forward through ``model(...)`` (the accelerate-wrapped module, so DDP syncs gradients)."""
     if stage == "ssl":
         inputs, _, _ = choose_inputs(batch, generator)
-        return model.forward_ssl(inputs)
+        return model("ssl", audio=inputs)
     if stage == "multitask":
         inputs, stems, lengths = choose_inputs(batch, generator)
-        return model.forward_multitask(inputs, stems, batch["phones"], lengths)
-    return model.forward_codebook(batch["vocals"], batch["accompaniment"], batch["phones"], batch["phone_lengths"])
+        return model("multitask", inputs=inputs, stems=stems, phones=batch["phones"], phone_lengths=lengths)
+    return model("codebook", vocals=batch["vocals"], accompaniment=batch["accompaniment"], phones=batch["phones"],
+                 phone_lengths=batch["phone_lengths"])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.stage == "multitask":
                 apply_freezing(unwrapped, frozen_lower_layers(progress.step, args.steps, len(unwrapped.lower.layers)))
             with accelerator.accumulate(model):
-                out = run_step(unwrapped, args.stage, batch, generator)
+                out = run_step(model, args.stage, batch, generator)
                 accelerator.backward(out["loss"])
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_([p for p in trainable if p.requires_grad], 1.0)

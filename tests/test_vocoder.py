@@ -1,0 +1,203 @@
+"""Stage-4 vocoder: frame arithmetic, output length, the multi-scale mel L1 metric, Griffin-Lim, checkpoints,
+input errors, and the training CLI (2 steps, then resume to 3) on a tiny generated corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from tokenizer.checkpoint import CheckpointError
+from tokenizer.vocoder import (
+    LatentMel,
+    Vocoder,
+    VocoderConfig,
+    get_vocoder_config,
+    griffin_lim,
+    latent_frames,
+    load_vocoder,
+    multiscale_mel_l1,
+    save_pretrained,
+)
+from tokenizer.vocoder_train import evaluate_vocoder
+from tokenizer.vocoder_train import main as train_main
+
+SR = 24_000
+
+
+def small_config(**changes) -> VocoderConfig:
+    """The tiny layout, narrow and shallow so tests run in a blink (same frame arithmetic)."""
+    values = {"dim": 32, "intermediate_dim": 64, "num_layers": 1}
+    values.update(changes)
+    return VocoderConfig(**values)
+
+
+def tone(seconds: float, freq: float = 220.0, amplitude: float = 0.3) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    return amplitude * torch.sin(2 * math.pi * freq * t) + 0.3 * amplitude * torch.sin(2 * math.pi * 2 * freq * t)
+
+
+@pytest.mark.parametrize("seconds", [1, 2, 3])
+def test_whole_seconds_give_50_latent_frames_per_second(seconds):
+    latent = LatentMel(VocoderConfig())
+    mel = latent(torch.zeros(2, seconds * SR))
+    assert mel.shape == (2, 50 * seconds, 100)
+    assert latent_frames(seconds * SR) == 50 * seconds
+    # two latent frames per 25 Hz token (960 samples)
+    assert latent_frames(960) == 2
+
+
+@pytest.mark.parametrize("n_samples", [480, 959, 1000, 24_000, 24_479])
+def test_output_length_is_frames_times_hop(n_samples):
+    model = Vocoder(small_config()).eval()
+    with torch.no_grad():
+        mel = model.latent(torch.randn(2, n_samples) * 0.1)
+        audio = model(mel)
+    frames = n_samples // 480
+    assert mel.shape[1] == frames
+    assert audio.shape == (2, frames * 480)
+    assert audio.isfinite().all()
+
+
+def test_head_can_emit_several_istft_frames_per_latent_frame():
+    for prior in (True, False):
+        model = Vocoder(small_config(head_n_fft=960, head_hop=240, magnitude_prior=prior)).eval()
+        with torch.no_grad():
+            audio = model(torch.full((1, 7, 100), -5.0))
+        assert audio.shape == (1, 7 * 480) and audio.isfinite().all()
+    with pytest.raises(ValueError, match="must divide"):
+        VocoderConfig(head_hop=500)
+
+
+def test_tiny_config_size_and_paper_is_larger():
+    def count(config):
+        return sum(p.numel() for p in Vocoder(config).parameters())
+
+    assert 2e6 <= count(get_vocoder_config("tiny")) <= 4e6
+    assert count(get_vocoder_config("paper")) > 10e6
+    with pytest.raises(ValueError, match="unknown vocoder config"):
+        get_vocoder_config("huge")
+
+
+def test_multiscale_mel_l1_is_zero_for_identical_and_positive_otherwise():
+    x = tone(1.0)
+    noise = 0.05 * torch.randn(SR, generator=torch.Generator().manual_seed(0))
+    assert multiscale_mel_l1(x, x) == 0.0
+    forward, backward = multiscale_mel_l1(x, x + noise), multiscale_mel_l1(x + noise, x)
+    assert forward > 0 and backward > 0
+    assert forward == pytest.approx(backward, rel=1e-5)  # an L1 distance: symmetric
+    # trimmed to the common length, batched input gives the same number as the single item
+    assert multiscale_mel_l1(x, torch.cat([x + noise, torch.zeros(100)])) == pytest.approx(forward, rel=1e-5)
+    assert multiscale_mel_l1(x[None].repeat(2, 1), (x + noise)[None].repeat(2, 1)) == pytest.approx(forward, rel=1e-5)
+    # a louder mismatch is further away
+    assert multiscale_mel_l1(x, x + 4 * noise) > forward
+
+
+def test_griffin_lim_has_the_right_length_and_beats_noise():
+    config = VocoderConfig()
+    x = tone(1.0)[None]
+    mel = LatentMel(config)(x)
+    audio = griffin_lim(mel, config, n_iter=16)
+    assert audio.shape == (1, 50 * 480)
+    noise = 0.1 * torch.randn(1, SR, generator=torch.Generator().manual_seed(0))
+    assert multiscale_mel_l1(x, audio) < 0.5 * multiscale_mel_l1(x, noise)
+
+
+def test_losses_are_named_finite_and_train():
+    model = Vocoder(small_config()).train()
+    audio = tone(0.5)[None].repeat(2, 1)
+    out = model.losses(audio)
+    assert set(out) == {"mel", "multiscale_mel", "stft_sc", "stft_mag", "loss"}
+    assert all(v.isfinite() for v in out.values())
+    out["loss"].backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters())
+    # silence (an instrumental section of a vocals crop) must not divide by zero
+    assert model.losses(torch.zeros(2, SR // 2))["loss"].isfinite()
+    with pytest.raises(ValueError, match="unknown vocoder losses"):
+        VocoderConfig(loss_weights={"gan": 1.0})
+
+
+def test_bad_input_is_a_clear_error():
+    model = Vocoder(small_config())
+    with pytest.raises(ValueError, match=r"mel must be \[B, T, 100\]"):
+        model(torch.zeros(1, 10, 80))
+    with pytest.raises(ValueError, match="empty"):
+        model(torch.zeros(1, 0, 100))
+    with pytest.raises(ValueError, match=r"mel must be \[B, T, 100\]"):
+        model(torch.zeros(10, 100))
+    with pytest.raises(ValueError, match="shorter than one latent frame"):
+        model.latent(torch.zeros(1, 100))
+    with pytest.raises(ValueError, match="non-empty"):
+        griffin_lim(torch.zeros(1, 0, 100), model.config)
+
+
+def test_save_load_round_trip_gives_identical_audio(tmp_path):
+    model = Vocoder(small_config()).eval()
+    save_pretrained(model, tmp_path / "vocoder")
+    config = json.loads((tmp_path / "vocoder" / "config.json").read_text())
+    assert config["kind"] == "vocoder" and config["dim"] == 32
+    loaded = load_vocoder(tmp_path / "vocoder")
+    mel = model.latent(tone(0.4)[None])
+    with torch.no_grad():
+        assert torch.equal(model(mel), loaded(mel))
+    # fp16 export loads back as float32 and stays close
+    save_pretrained(model, tmp_path / "half", dtype=torch.float16)
+    with torch.no_grad():
+        assert torch.allclose(load_vocoder(tmp_path / "half")(mel), model(mel), atol=1e-3)
+
+
+def test_wrong_or_broken_checkpoint_is_a_clear_error(tmp_path):
+    save_pretrained(Vocoder(small_config()), tmp_path / "v")
+    with pytest.raises(CheckpointError, match=r"missing config\.json"):
+        load_vocoder(tmp_path)
+    config_path = tmp_path / "v" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "kind": "duotok"}))
+    with pytest.raises(CheckpointError, match="kind"):
+        load_vocoder(tmp_path / "v")
+    config_path.write_text(json.dumps({**config, "dim": 48}))
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_vocoder(tmp_path / "v")
+
+
+@pytest.fixture(scope="module")
+def tiny_songs(tmp_path_factory):
+    from corpus.song import SongOptions
+    from corpus.synth import synthesize
+
+    out = tmp_path_factory.mktemp("songs")
+    summary = synthesize(out, 2, 11, options=SongOptions(min_seconds=6, max_seconds=8), progress=False)
+    assert summary["failed"] == {}
+    return out
+
+
+def test_training_cli_runs_resumes_exports_and_evaluates(tiny_songs, tmp_path, monkeypatch, capsys):
+    import tokenizer.vocoder as vocoder_module
+
+    monkeypatch.setitem(vocoder_module.VOCODER_CONFIGS, "tiny", small_config())
+    run = tmp_path / "run"
+    common = ["--data", str(tiny_songs), "--run-dir", str(run), "--batch-size", "2", "--crop-seconds", "1",
+              "--log-every", "1", "--warmup", "1", "--save-every", "1"]
+    assert train_main(["--steps", "2", *common]) == 0
+    assert (run / "vocoder" / "final" / "model.safetensors").exists()
+    # resume: a longer run continues from the saved step instead of starting over
+    export = tmp_path / "export" / "vocoder"
+    assert train_main(["--steps", "3", "--export", str(export), *common]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "vocoder" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    assert load_vocoder(export).config.dim == 32
+
+    capsys.readouterr()
+    assert train_main(["--eval-only", "--checkpoint", str(export), "--data", str(tiny_songs),
+                       "--eval-songs", "1", "--eval-seconds", "2"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["n_songs"] == 1
+    for stem in ("vocals", "accompaniment"):
+        assert printed[stem]["vocoder"] > 0 and printed[stem]["griffin_lim"] > 0
+
+
+def test_evaluate_vocoder_without_songs_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no song folders"):
+        evaluate_vocoder(Vocoder(small_config()), tmp_path, n_songs=1)
