@@ -5,6 +5,7 @@
     python -m tokenizer.train --stage codebook  --data data/corpus/train --steps 1500 --export checkpoints/duotok-tiny
     accelerate launch --multi_gpu --num_processes 8 -m tokenizer.train --stage ssl --config paper ...   (GPUs)
     torchrun --nproc_per_node 2 -m tokenizer.train ...                                                 (2 CPU procs)
+    python -m tokenizer.train --stage vocoder --data data/corpus/train --steps 3000   (tokenizer/vocoder_train.py)
 
 Each stage starts from the previous stage's final weights (``<run-dir>/<previous>/final``), saves its
 training state (model, optimizer, scheduler, RNG, step) every ``--save-every`` steps through accelerate, and
@@ -135,6 +136,13 @@ def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> D
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "vocoder" in argv and "--stage" in argv and argv[argv.index("--stage") + 1] == "vocoder":
+        # the vocoder trains on audio alone, with its own loop: same entry point, its own module
+        from tokenizer.vocoder_train import main as vocoder_main
+
+        at = argv.index("--stage")
+        return vocoder_main(argv[:at] + argv[at + 2:])
     args = parse_args(argv)
     stage_dir = Path(args.run_dir) / args.stage
     # torchrun on CPU-only machines: accelerate sets up gloo only when asked for its CPU backend; without it
