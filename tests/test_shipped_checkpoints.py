@@ -1,0 +1,65 @@
+"""The checkpoints in checkpoints/ load strictly and do their job on a freshly generated song."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from corpus.reader import read_song
+from corpus.song import SongOptions, render_song
+from tokenizer import DuoTok
+from tokenizer.eval import si_sdr
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shipped")
+    render_song(4242, "song", out, SongOptions(min_seconds=8, max_seconds=10))
+    return read_song(out / "song")
+
+
+@pytest.fixture(scope="module")
+def duotok() -> DuoTok:
+    return DuoTok.from_pretrained(CHECKPOINTS / "duotok-tiny")
+
+
+def test_every_shipped_checkpoint_has_a_model_card():
+    folders = [p for p in CHECKPOINTS.iterdir() if p.is_dir()]
+    assert folders, "no shipped checkpoints"
+    for folder in folders:
+        card = (folder / "README.md").read_text()
+        assert "## Measured" in card and "steps" in card.lower(), folder
+
+
+def test_shipped_tokenizer_encodes_a_new_song(duotok, song):
+    tokens = duotok.encode(vocals=song.vocals, accompaniment=song.accompaniment)
+    assert len(tokens) == int(len(song.vocals) // 960)
+    assert tokens.vocal.max() < duotok.config.codebook_size
+    again = duotok.encode(vocals=song.vocals, accompaniment=song.accompaniment)
+    np.testing.assert_array_equal(tokens.vocal, again.vocal)
+    # the accompaniment track changes over the song, and so do its tokens
+    assert len(np.unique(tokens.accomp)) > 10
+
+
+def test_shipped_tokenizer_separates_mixes(duotok, tmp_path):
+    # over whole songs (instrumental parts included), averaged: single songs vary by several dB
+    improvements = []
+    for seed in (4242, 4243, 4244):
+        render_song(seed, f"s{seed}", tmp_path, SongOptions(min_seconds=8, max_seconds=10))
+        mix_song = read_song(tmp_path / f"s{seed}")
+        vocals, _ = duotok.separate(mix_song.mix)
+        reference = torch.from_numpy(mix_song.vocals)
+        improvements.append(float(si_sdr(torch.from_numpy(vocals), reference)
+                                   - si_sdr(torch.from_numpy(mix_song.mix), reference)))
+    assert np.mean(improvements) > 0, f"the separation head does not beat the unprocessed mix: {improvements}"
+
+
+def test_shipped_configs_are_the_tiny_ones():
+    config = json.loads((CHECKPOINTS / "duotok-tiny" / "config.json").read_text())
+    assert config["name"] == "tiny"
