@@ -1,0 +1,101 @@
+"""Vocoder quality on whole validation songs, against Griffin-Lim from the same 50 Hz log-mel:
+multi-scale mel L1 (reference/duotok.md §5.2) per stem, the share of sung frames whose F0 stays within 50 cents
+of the original's, and Whisper tiny.en WER on vocoded vocals divided by the WER on the original vocals.
+
+``python -m bench.vocoder_quality [--checkpoint checkpoints/duotok-tiny/vocoder] [--songs data/corpus/validation]``
+Results in bench/results/vocoder_quality.{json,md}."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.asr import transcribe, word_errors
+from bench.common import machine, save
+from corpus.reader import find_song_folders, read_song
+from tokenizer.vocoder import griffin_lim, load_vocoder, multiscale_mel_l1
+
+
+def f0_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    import parselmouth  # GPL (Praat): evaluation tooling only
+
+    pitch = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=sample_rate).to_pitch_ac(
+        time_step=0.01, pitch_floor=70.0, pitch_ceiling=800.0)
+    return pitch.selected_array["frequency"]
+
+
+def pitch_agreement(original: np.ndarray, rebuilt: np.ndarray, sample_rate: int) -> tuple[int, int]:
+    """(frames within 50 cents, voiced frames of the original)."""
+    reference, estimate = f0_track(original, sample_rate), f0_track(rebuilt, sample_rate)
+    n = min(len(reference), len(estimate))
+    reference, estimate = reference[:n], estimate[:n]
+    voiced = reference > 0
+    close = voiced & (estimate > 0) & (np.abs(1200 * np.log2(np.maximum(estimate, 1e-3) / np.maximum(reference, 1e-3)))
+                                       <= 50)
+    return int(close.sum()), int(voiced.sum())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", default="checkpoints/duotok-tiny/vocoder")
+    parser.add_argument("--songs", type=Path, default=Path("data/corpus/validation"))
+    parser.add_argument("--n", type=int, default=40)
+    args = parser.parse_args(argv)
+    vocoder = load_vocoder(args.checkpoint)
+    config = vocoder.config
+    sums = {k: [] for k in ("voc_vocoder", "voc_gl", "acc_vocoder", "acc_gl")}
+    pitch = {"vocoder": [0, 0], "griffin_lim": [0, 0]}
+    errors = {"original": [0, 0], "vocoder": [0, 0]}
+    for folder in find_song_folders(args.songs)[: args.n]:
+        song = read_song(folder, sample_rate=config.sample_rate)
+        lyrics = (folder / "lyrics.txt").read_text()
+        for stem, audio in (("voc", song.vocals), ("acc", song.accompaniment)):
+            audio = audio[: len(audio) // config.hop_length * config.hop_length]
+            signal = torch.from_numpy(np.ascontiguousarray(audio))[None]
+            with torch.no_grad():
+                mel = vocoder.latent(signal)
+                rebuilt = vocoder(mel)[0].numpy()
+                baseline = griffin_lim(mel, config)[0].numpy()
+            sums[f"{stem}_vocoder"].append(multiscale_mel_l1(audio, rebuilt, config.sample_rate))
+            sums[f"{stem}_gl"].append(multiscale_mel_l1(audio, baseline, config.sample_rate))
+            if stem == "voc":
+                for name, version in (("vocoder", rebuilt), ("griffin_lim", baseline)):
+                    close, voiced = pitch_agreement(audio, version, config.sample_rate)
+                    pitch[name][0] += close
+                    pitch[name][1] += voiced
+                for name, version in (("original", audio), ("vocoder", rebuilt)):
+                    e, n = word_errors(lyrics, transcribe(version, config.sample_rate))
+                    errors[name][0] += e
+                    errors[name][1] += n
+    wer = {k: e / max(n, 1) for k, (e, n) in errors.items()}
+    result = {
+        "benchmark": "vocoder_quality", "machine": machine(), "checkpoint": args.checkpoint,
+        "songs": len(sums["voc_vocoder"]),
+        "mel_l1": {"vocals": {"vocoder": round(float(np.mean(sums["voc_vocoder"])), 3),
+                              "griffin_lim": round(float(np.mean(sums["voc_gl"])), 3)},
+                   "accompaniment": {"vocoder": round(float(np.mean(sums["acc_vocoder"])), 3),
+                                     "griffin_lim": round(float(np.mean(sums["acc_gl"])), 3)}},
+        "pitch_within_50_cents": {k: round(c / max(v, 1), 4) for k, (c, v) in pitch.items()},
+        "whisper_wer": {k: round(v, 4) for k, v in wer.items()},
+        "wer_ratio_vocoded_over_original": round(wer["vocoder"] / max(wer["original"], 1e-9), 3),
+    }
+    m, p = result["mel_l1"], result["pitch_within_50_cents"]
+    table = (f"# Vocoder on true 50 Hz mels vs Griffin-Lim ({result['machine']['date']})\n\n"
+             f"{result['songs']} whole songs from {args.songs}; checkpoint {args.checkpoint}.\n\n"
+             "| measure | vocoder | Griffin-Lim (32 it.) | required |\n|---|---|---|---|\n"
+             f"| mel L1, vocals | {m['vocals']['vocoder']} | {m['vocals']['griffin_lim']} | ≤ 0.42 |\n"
+             f"| mel L1, accompaniment | {m['accompaniment']['vocoder']} | {m['accompaniment']['griffin_lim']} "
+             "| ≤ 0.60 |\n"
+             f"| sung frames with F0 within 50 cents | {p['vocoder']:.1%} | {p['griffin_lim']:.1%} | ≥ 96% |\n"
+             f"| Whisper WER vocoded ÷ original | {result['wer_ratio_vocoded_over_original']} "
+             f"({wer['vocoder']:.3f} / {wer['original']:.3f}) | – | ≤ 1.15 |\n")
+    save("vocoder_quality", result, table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
