@@ -51,6 +51,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from corpus.audio_io import atomic_write_text
 from lm.layout import FRAME_RATE_HZ, LayoutError, Vocabulary, revert_sequence
 
 KINDS = ("vocal", "accomp", "text", "marker")
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--unigram", action="store_true", help="also report the unigram baseline (train split counts)")
+    parser.add_argument("--train-data", help="token folder whose counts make the unigram baseline (default: --data)")
     parser.add_argument("--json", default=None, help="also write the metrics to this file")
     args = parser.parse_args(argv)
 
@@ -260,19 +262,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     song_lm = SongLM.from_pretrained(args.checkpoint, device=args.device)
 
-    def windows(split: str) -> Iterator[np.ndarray]:
-        dataset = TokenDataset(args.data, song_lm.text, args.max_len, vocab=song_lm.vocab, split=split)
+    def windows(split: str, folder: str | None = None) -> Iterator[np.ndarray]:
+        dataset = TokenDataset(folder or args.data, song_lm.text, args.max_len, vocab=song_lm.vocab, split=split)
         return (dataset[index]["input_ids"].numpy() for index in range(len(dataset)))
 
     metrics = {"model": evaluate_ppl(song_lm.model, song_lm.vocab, windows(args.split), max_len=args.max_len,
                                      batch_size=args.batch_size)}
     if args.unigram:
-        metrics["unigram"] = unigram_baseline(windows("train"), windows(args.split), song_lm.vocab)
+        counts_from = windows("all", args.train_data) if args.train_data else windows("train")
+        metrics["unigram"] = unigram_baseline(counts_from, windows(args.split), song_lm.vocab)
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
+        atomic_write_text(args.json, text + "\n")
     return metrics
 
 
