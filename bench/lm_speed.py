@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", default="checkpoints/lm-tiny")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--uncached-tokens", type=int, default=100)
+    parser.add_argument("--uncached-tokens", type=int, default=500)
     args = parser.parse_args(argv)
     lm = SongLM.from_pretrained(args.checkpoint)
     frames = int(args.seconds * 25)

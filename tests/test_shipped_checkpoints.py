@@ -63,3 +63,19 @@ def test_shipped_tokenizer_separates_mixes(duotok, tmp_path):
 def test_shipped_configs_are_the_tiny_ones():
     config = json.loads((CHECKPOINTS / "duotok-tiny" / "config.json").read_text())
     assert config["name"] == "tiny"
+
+
+def test_shipped_lm_generates_a_section_that_respects_the_layout():
+    from lm.generate import GenerationOptions, SectionRequest, full_song
+    from lm.layout import build_sequence, revert_sequence
+    from lm.model import SongLM
+
+    lm = SongLM.from_pretrained(CHECKPOINTS / "lm-tiny")
+    sections = [SectionRequest("verse", lm.lyric_ids(["hold me close tonight"]), 25, False),
+                SectionRequest("inst", [], 10, True)]
+    song = full_song(lm.model, lm.vocab, lm.style_ids("upbeat pop, female vocal"), sections,
+                     GenerationOptions(seed=3, top_k=50))
+    assert [s.tag for s in song.sections] == ["verse", "inst"]
+    assert [len(s.vocal) for s in song.sections] == [25, 10]
+    assert all(s.vocal.max() < 1024 and s.accomp.max() < 1024 for s in song.sections)
+    assert revert_sequence(build_sequence(song, lm.vocab), lm.vocab) == song
