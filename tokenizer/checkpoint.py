@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from tokenizer.config import DuoTokConfig
 from tokenizer.model import DuoTokModel
@@ -19,11 +20,9 @@ class CheckpointError(ValueError):
     pass
 
 
-def save_pretrained(model: DuoTokModel, directory: str | Path, dtype: torch.dtype = torch.float32,
-                    metadata: dict[str, str] | None = None) -> None:
-    """Write ``directory/config.json`` and ``directory/model.safetensors``. ``dtype=torch.float16`` halves
-    the file; integer buffers keep their type."""
-    directory = Path(directory)
+def write_weights(model: nn.Module, directory: Path, dtype: torch.dtype = torch.float32,
+                  metadata: dict[str, str] | None = None) -> None:
+    """``directory/model.safetensors`` from the model's state dict (floats cast to ``dtype``), atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     state = {name: (t.to(dtype) if t.is_floating_point() else t).contiguous().clone()
              for name, t in model.state_dict().items()}
@@ -35,6 +34,29 @@ def save_pretrained(model: DuoTokModel, directory: str | Path, dtype: torch.dtyp
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_weights(model: nn.Module, directory: Path) -> None:
+    """Load ``directory/model.safetensors`` into ``model`` strictly (casting to the model's dtypes), with
+    clear errors for unreadable or mismatching files."""
+    try:
+        state = load_file(directory / "model.safetensors")
+    except Exception as error:  # safetensors raises its own error types for truncated or corrupt files
+        raise CheckpointError(f"{directory / 'model.safetensors'}: unreadable ({error})") from error
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{directory}: weights do not match config.json ({error})") from error
+
+
+def save_pretrained(model: DuoTokModel, directory: str | Path, dtype: torch.dtype = torch.float32,
+                    metadata: dict[str, str] | None = None) -> None:
+    """Write ``directory/config.json`` and ``directory/model.safetensors``. ``dtype=torch.float16`` halves
+    the file; integer buffers keep their type."""
+    directory = Path(directory)
+    write_weights(model, directory, dtype, metadata)
     model.config.save(directory / "config.json")
 
 
@@ -49,14 +71,5 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{directory / 'config.json'}: invalid config ({error})") from error
     model = DuoTokModel(config)
-    try:
-        state = load_file(directory / "model.safetensors")
-    except Exception as error:  # safetensors raises its own error types for truncated or corrupt files
-        raise CheckpointError(f"{directory / 'model.safetensors'}: unreadable ({error})") from error
-    reference = model.state_dict()
-    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(f"{directory}: weights do not match config.json ({error})") from error
+    read_weights(model, directory)
     return model.to(device).eval()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -30,22 +29,10 @@ from tokenizer.checkpoint import from_pretrained, save_pretrained
 from tokenizer.config import get_config
 from tokenizer.data import estimate_mel_stats, make_loader
 from tokenizer.model import DuoTokModel
+from tokenizer.training import TrainProgress, resume_latest, warmup_cosine
 
 STAGES = ("ssl", "multitask", "codebook")
 PREVIOUS = {"multitask": "ssl", "codebook": "multitask"}
-
-
-class TrainProgress:
-    """The step counter, saved with accelerate's state so a resumed run continues where it stopped."""
-
-    def __init__(self):
-        self.step = 0
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
 
 
 def choose_inputs(batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -162,23 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         parameter.requires_grad_(True)
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
-    def schedule(step: int) -> float:  # linear warm-up, cosine decay to 10%
-        if step < args.warmup:
-            return (step + 1) / args.warmup
-        progress = (step - args.warmup) / max(1, args.steps - args.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     progress = TrainProgress()
     accelerator.register_for_checkpointing(progress)
-    checkpoints = sorted((stage_dir / "state" / "checkpoints").glob("checkpoint_*"),
-                         key=lambda p: int(p.name.rsplit("_", 1)[1]))
-    if checkpoints:
-        accelerator.load_state(str(checkpoints[-1]))
-        # automatic naming would otherwise try to reuse a name that exists (libraries.md §2.4)
-        accelerator.project_configuration.iteration = int(checkpoints[-1].name.rsplit("_", 1)[1]) + 1
-        accelerator.print(f"resumed {args.stage} from {checkpoints[-1]} at step {progress.step}")
+    resumed = resume_latest(accelerator, stage_dir / "state")
+    if resumed is not None:
+        accelerator.print(f"resumed {args.stage} from {resumed} at step {progress.step}")
 
     generator = torch.Generator().manual_seed(args.seed + progress.step)
     unwrapped: DuoTokModel = accelerator.unwrap_model(model)

@@ -17,19 +17,16 @@ import dataclasses
 import functools
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import librosa
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from tokenizer.checkpoint import CheckpointError
+from tokenizer.checkpoint import CheckpointError, read_weights, write_weights
 
 LOG_FLOOR = 1e-5
 KIND = "vocoder"
@@ -324,17 +321,7 @@ def save_pretrained(model: Vocoder, directory: str | Path, dtype: torch.dtype = 
     from corpus.audio_io import atomic_write_json
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {name: (t.to(dtype) if t.is_floating_point() else t).contiguous().clone()
-             for name, t in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=directory)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt", "kind": KIND, **(metadata or {})})
-        os.replace(tmp, directory / "model.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_weights(model, directory, dtype, {"kind": KIND, **(metadata or {})})
     atomic_write_json(directory / "config.json", {"kind": KIND, **model.config.to_dict()})
 
 
@@ -353,14 +340,5 @@ def load_vocoder(directory: str | Path, device: str | torch.device = "cpu") -> V
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{directory / 'config.json'}: invalid vocoder config ({error})") from error
     model = Vocoder(config)
-    try:
-        state = load_file(directory / "model.safetensors")
-    except Exception as error:  # safetensors raises its own error types for truncated or corrupt files
-        raise CheckpointError(f"{directory / 'model.safetensors'}: unreadable ({error})") from error
-    reference = model.state_dict()
-    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(f"{directory}: weights do not match config.json ({error})") from error
+    read_weights(model, directory)
     return model.to(device).eval()

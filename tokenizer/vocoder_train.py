@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 
 from corpus.reader import find_song_folders
 from tokenizer.data import TRACK_FILES, make_loader
-from tokenizer.train import TrainProgress
+from tokenizer.training import TrainProgress, resume_latest, warmup_cosine
 from tokenizer.vocoder import (
     Vocoder,
     get_vocoder_config,
@@ -165,23 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     model = Vocoder(get_vocoder_config(args.config)).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
 
-    def schedule(step: int) -> float:  # linear warm-up, cosine decay to 10%
-        if step < args.warmup:
-            return (step + 1) / args.warmup
-        progress = (step - args.warmup) / max(1, args.steps - args.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     progress = TrainProgress()
     accelerator.register_for_checkpointing(progress)
-    checkpoints = sorted((stage_dir / "state" / "checkpoints").glob("checkpoint_*"),
-                         key=lambda p: int(p.name.rsplit("_", 1)[1]))
-    if checkpoints:
-        accelerator.load_state(str(checkpoints[-1]))
-        # automatic naming would otherwise try to reuse a name that exists (libraries.md §2.4)
-        accelerator.project_configuration.iteration = int(checkpoints[-1].name.rsplit("_", 1)[1]) + 1
-        accelerator.print(f"resumed vocoder from {checkpoints[-1]} at step {progress.step}")
+    resumed = resume_latest(accelerator, stage_dir / "state")
+    if resumed is not None:
+        accelerator.print(f"resumed vocoder from {resumed} at step {progress.step}")
 
     # seeded by the step, so a resumed run does not replay the track choices of the steps it already did
     generator = torch.Generator().manual_seed(args.seed + progress.step)
