@@ -79,3 +79,18 @@ def test_shipped_lm_generates_a_section_that_respects_the_layout():
     assert [len(s.vocal) for s in song.sections] == [25, 10]
     assert all(s.vocal.max() < 1024 and s.accomp.max() < 1024 for s in song.sections)
     assert revert_sequence(build_sequence(song, lm.vocab), lm.vocab) == song
+
+
+def test_shipped_vocoder_rebuilds_a_vocal_better_than_griffin_lim(song):
+    from tokenizer.vocoder import griffin_lim, load_vocoder, multiscale_mel_l1
+
+    vocoder = load_vocoder(CHECKPOINTS / "duotok-tiny" / "vocoder")
+    hop = vocoder.config.hop_length
+    audio = song.vocals[: len(song.vocals) // hop * hop]
+    signal = torch.from_numpy(np.ascontiguousarray(audio))[None]
+    with torch.no_grad():
+        mel = vocoder.latent(signal)
+        rebuilt = vocoder(mel)[0].numpy()
+        baseline = griffin_lim(mel, vocoder.config)[0].numpy()
+    assert rebuilt.shape == audio.shape
+    assert multiscale_mel_l1(audio, rebuilt, 24_000) < multiscale_mel_l1(audio, baseline, 24_000)
