@@ -15,7 +15,6 @@ resumes from the newest state after a kill. At the end it writes ``<run-dir>/<st
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from tokenizer.checkpoint import from_pretrained, save_pretrained
 from tokenizer.config import get_config
 from tokenizer.data import estimate_mel_stats, make_loader
 from tokenizer.model import DuoTokModel
-from tokenizer.training import TrainProgress, resume_latest, warmup_cosine
+from tokenizer.training import TrainProgress, log_step, resume_latest, warmup_cosine
 
 STAGES = ("ssl", "multitask", "codebook")
 PREVIOUS = {"multitask": "ssl", "codebook": "multitask"}
@@ -179,13 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 optimizer.zero_grad()
             progress.step += 1
             if progress.step % args.log_every == 0 or progress.step == args.steps:
-                record = {"step": progress.step, "seconds": round(time.time() - started, 1),
-                          "lr": scheduler.get_last_lr()[0],
-                          **{k: round(float(v.detach()), 4) for k, v in out.items() if v.dim() == 0}}
-                accelerator.print(json.dumps(record))
-                if accelerator.is_main_process:
-                    with open(log_path, "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
+                log_step(accelerator, log_path, progress.step, started, scheduler.get_last_lr()[0], out)
             if progress.step % args.save_every == 0:
                 accelerator.save_state()
         epoch += 1
@@ -193,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model).eval()
-        save_pretrained(final, stage_dir / "final", metadata={"stage": args.stage, "steps": str(progress.step)})
+        metadata = {"stage": args.stage, "steps": str(progress.step)}
+        save_pretrained(final, stage_dir / "final", metadata=metadata)
         if args.export:
-            save_pretrained(final, args.export, dtype=torch.float16,
-                            metadata={"stage": args.stage, "steps": str(progress.step)})
+            save_pretrained(final, args.export, dtype=torch.float16, metadata=metadata)
         accelerator.print(f"wrote {stage_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
     return 0
 

@@ -3,7 +3,9 @@ counter, the learning-rate schedule, and resuming from the newest accelerate sta
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,3 +47,14 @@ def resume_latest(accelerator: Accelerator, state_dir: Path) -> Path | None:
     # automatic naming would otherwise try to reuse a name that exists (libraries.md §2.4)
     accelerator.project_configuration.iteration = int(checkpoints[-1].name.rsplit("_", 1)[1]) + 1
     return checkpoints[-1]
+
+
+def log_step(accelerator: Accelerator, log_path: Path, step: int, started: float, lr: float,
+             losses: dict) -> None:
+    """Print one JSON line of scalar losses and append it to ``log.jsonl`` (main process only)."""
+    record = {"step": step, "seconds": round(time.time() - started, 1), "lr": lr,
+              **{k: round(float(v.detach()), 4) for k, v in losses.items() if v.dim() == 0}}
+    accelerator.print(json.dumps(record))
+    if accelerator.is_main_process:
+        with open(log_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")

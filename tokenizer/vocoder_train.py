@@ -30,7 +30,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 
 from corpus.reader import find_song_folders
 from tokenizer.data import TRACK_FILES, make_loader
-from tokenizer.training import TrainProgress, resume_latest, warmup_cosine
+from tokenizer.training import TrainProgress, log_step, resume_latest, warmup_cosine
 from tokenizer.vocoder import (
     Vocoder,
     get_vocoder_config,
@@ -196,13 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 optimizer.zero_grad()
             progress.step += 1
             if progress.step % args.log_every == 0 or progress.step == args.steps:
-                record = {"step": progress.step, "seconds": round(time.time() - started, 1),
-                          "lr": scheduler.get_last_lr()[0],
-                          **{k: round(float(v.detach()), 4) for k, v in out.items() if v.dim() == 0}}
-                accelerator.print(json.dumps(record))
-                if accelerator.is_main_process:
-                    with open(log_path, "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
+                log_step(accelerator, log_path, progress.step, started, scheduler.get_last_lr()[0], out)
             if progress.step % args.save_every == 0:
                 accelerator.save_state()
         epoch += 1
