@@ -5,10 +5,16 @@
     tokens.vocal, tokens.accomp                          # int64 arrays [T], T = 25 per second
     vocals, accompaniment = tok.separate(m)              # the stage-2 mask head, no outside separator
     codes = tok.indices_to_codes(tokens.vocal, "vocal")  # [T, codebook_dim] for the decoders
+    vocals, accompaniment, mix = tok.decode(tokens)      # stage 4: decoders + vocoder, T · 960 samples each
+    vocals, accompaniment, mix = tok.reconstruct(audio)  # encode (from the mix) then decode
 
 Audio is mono float32 at the model rate (24 kHz for tiny); other rates are resampled with soxr.
 Long audio is encoded in windows of the training length with context on both sides, so the encoder never
-sees positions it was not trained on and tokens do not depend on how long the song is."""
+sees positions it was not trained on and tokens do not depend on how long the song is. Decoding runs the
+same way: windows of the training length, overlapping, their mels cross-faded before the vocoder.
+
+The stage-4 parts live in sub-folders of the checkpoint (``decoder-vocal/``, ``decoder-accomp/``,
+``vocoder/``) and are loaded on first use, so tokenizing a corpus never pays for them."""
 
 from __future__ import annotations
 
@@ -19,12 +25,14 @@ import numpy as np
 import torch
 
 from corpus.audio_io import resample
-from tokenizer.checkpoint import from_pretrained
+from tokenizer.checkpoint import CheckpointError, from_pretrained
 from tokenizer.frontend import token_frames
 from tokenizer.model import DuoTokModel
 
 WINDOW_TOKENS = 100  # 4 s: the crop length the tiny encoder is trained on
 CONTEXT_TOKENS = 12  # extra context on each side of a window, discarded after encoding
+DECODE_OVERLAP_TOKENS = 20  # decoding windows overlap by 0.8 s, cross-faded linearly in the mel domain
+TRACK_FOLDERS = {"vocal": "decoder-vocal", "accomp": "decoder-accomp"}
 
 
 @dataclass
@@ -47,13 +55,19 @@ class TrackTokens:
 
 
 class DuoTok:
-    def __init__(self, model: DuoTokModel):
+    def __init__(self, model: DuoTokModel, directory: str | Path | None = None, decoders: dict | None = None,
+                 vocoder=None):
+        """``model``: the encoder. Stage-4 parts are given directly (``decoders={"vocal": …, "accomp": …}``,
+        ``vocoder``) or loaded on first use from ``directory`` (the checkpoint folder)."""
         self.model = model.eval()
         self.config = model.config
+        self.directory = Path(directory) if directory is not None else None
+        self._decoders = dict(decoders or {})
+        self._vocoder = vocoder
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> DuoTok:
-        return cls(from_pretrained(directory, device))
+        return cls(from_pretrained(directory, device), directory=directory)
 
     @property
     def device(self) -> torch.device:
@@ -143,3 +157,99 @@ class DuoTok:
         if indices.numel() and (indices.min() < 0 or indices.max() >= self.config.codebook_size):
             raise ValueError(f"token ids must lie in [0, {self.config.codebook_size})")
         return branch.indices_to_codes(indices)
+
+    # ------------------------------------------------------------------------------------ stage 4: decode
+    def _stage4_folder(self, name: str) -> Path:
+        if self.directory is None:
+            raise CheckpointError(f"this DuoTok has no {name} (load it with DuoTok.from_pretrained(folder) or pass "
+                                  "decoders= / vocoder=)")
+        return self.directory / name
+
+    def decoder(self, track: str):
+        """The track's stage-4 decoder (``tokenizer.decoder.TrackDecoder``), loaded on first use."""
+        if track not in TRACK_FOLDERS:
+            raise ValueError(f"track must be 'vocal' or 'accomp', not {track!r}")
+        if track not in self._decoders:
+            from tokenizer.decoder import load_decoder
+
+            self._decoders[track] = load_decoder(self._stage4_folder(TRACK_FOLDERS[track]), self.device)
+        return self._decoders[track]
+
+    @property
+    def vocoder(self):
+        if self._vocoder is None:
+            from tokenizer.vocoder import load_vocoder
+
+            self._vocoder = load_vocoder(self._stage4_folder("vocoder"), self.device)
+        return self._vocoder
+
+    def _check_indices(self, indices, track: str) -> torch.Tensor:
+        array = np.asarray(indices)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"{track} tokens must be integers, got dtype {array.dtype}")
+        if array.ndim != 1 or len(array) == 0:
+            raise ValueError(f"{track} tokens must be a non-empty 1-D array, got shape {array.shape}")
+        if array.min() < 0 or array.max() >= self.config.codebook_size:
+            raise ValueError(f"{track} token ids must lie in [0, {self.config.codebook_size}), got "
+                             f"{array.min()}..{array.max()}")
+        return torch.as_tensor(array.astype(np.int64), device=self.device)
+
+    @torch.no_grad()
+    def decode_mel(self, indices, track: str, steps: int | None = None, seed: int = 0,
+                   window_tokens: int = WINDOW_TOKENS, overlap_tokens: int = DECODE_OVERLAP_TOKENS) -> torch.Tensor:
+        """One track's tokens ``[T]`` -> its 50 Hz log-mel ``[2T, n_mels]``.
+
+        Long inputs are decoded in windows of ``window_tokens`` (the training crop) that overlap by
+        ``overlap_tokens``; in each overlap the two windows' mels are blended with linear ramps, so there is no
+        seam. The flow's starting noise is drawn once for the whole song from ``seed`` and each window takes its
+        slice, so overlapping windows refine the same noise and the result does not depend on the window grid
+        more than the cross-fade allows."""
+        indices = self._check_indices(indices, track)
+        if not 0 <= overlap_tokens < window_tokens:
+            raise ValueError(f"overlap_tokens must be in [0, window_tokens), got {overlap_tokens}")
+        decoder = self.decoder(track)
+        per_token = decoder.config.frames_per_token
+        n_tokens = len(indices)
+        starts = [0]
+        if n_tokens > window_tokens:
+            starts = [*range(0, n_tokens - window_tokens, window_tokens - overlap_tokens), n_tokens - window_tokens]
+        noise = torch.randn(n_tokens * per_token, decoder.config.n_mels,
+                            generator=torch.Generator().manual_seed(int(seed))).to(self.device)
+        total = torch.zeros(n_tokens * per_token, decoder.config.n_mels, device=self.device)
+        weight = torch.zeros(n_tokens * per_token, 1, device=self.device)
+        ramp_frames = overlap_tokens * per_token
+        for start in starts:
+            end = min(n_tokens, start + window_tokens)
+            frames = slice(start * per_token, end * per_token)
+            mel = decoder.generate(indices[None, start:end], steps=steps, noise=noise[None, frames])[0]
+            fade = torch.ones(mel.shape[0], 1, device=self.device)
+            if ramp_frames:
+                ramp = (torch.arange(ramp_frames, device=self.device) + 0.5)[:, None] / ramp_frames
+                if start > 0:
+                    fade[:ramp_frames] = ramp
+                if end < n_tokens:
+                    fade[-ramp_frames:] = ramp.flip(0)
+            total[frames] += mel * fade
+            weight[frames] += fade
+        return total / weight
+
+    @torch.no_grad()
+    def decode(self, tokens: TrackTokens, steps: int | None = None, seed: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tokens -> ``(vocals, accompaniment, mix)``: float32 waveforms of exactly ``len(tokens) ·
+        samples_per_token`` samples at ``config.sample_rate``, the mix being their sum. ``steps``: flow steps
+        of the decoders (``None``: each decoder's default; 0: the regression estimate alone); ``seed`` makes
+        the result reproducible (the accompaniment uses ``seed + 1`` so the two tracks get unrelated noise)."""
+        if not isinstance(tokens, TrackTokens):
+            raise TypeError(f"decode takes TrackTokens, got {type(tokens).__name__}")
+        waves = []
+        for offset, (track, indices) in enumerate((("vocal", tokens.vocal), ("accomp", tokens.accomp))):
+            mel = self.decode_mel(indices, track, steps=steps, seed=seed + offset)
+            waves.append(self.vocoder(mel[None].float())[0].cpu().numpy().astype(np.float32))
+        vocals, accompaniment = waves
+        return vocals, accompaniment, vocals + accompaniment
+
+    def reconstruct(self, audio, sample_rate: int | None = None, steps: int | None = None, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A mix through the whole tokenizer: separate, encode, decode. Returns ``decode``'s triple."""
+        return self.decode(self.encode(mix=audio, sample_rate=sample_rate), steps=steps, seed=seed)

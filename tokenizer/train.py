@@ -6,6 +6,8 @@
     accelerate launch --multi_gpu --num_processes 8 -m tokenizer.train --stage ssl --config paper ...   (GPUs)
     torchrun --nproc_per_node 2 -m tokenizer.train ...                                                 (2 CPU procs)
     python -m tokenizer.train --stage vocoder --data data/corpus/train --steps 3000   (tokenizer/vocoder_train.py)
+    python -m tokenizer.train --stage decoder --track vocal --data data/corpus/train --tokens data/tokens/train
+                                                                                      (tokenizer/decoder_train.py)
 
 Each stage starts from the previous stage's final weights (``<run-dir>/<previous>/final``), saves its
 training state (model, optimizer, scheduler, RNG, step) every ``--save-every`` steps through accelerate, and
@@ -32,6 +34,7 @@ from tokenizer.training import TrainProgress, log_step, resume_latest, warmup_co
 
 STAGES = ("ssl", "multitask", "codebook")
 PREVIOUS = {"multitask": "ssl", "codebook": "multitask"}
+STAGE4_ENTRIES = {"vocoder": "tokenizer.vocoder_train", "decoder": "tokenizer.decoder_train"}
 
 
 def choose_inputs(batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -81,7 +84,7 @@ def run_step(model, stage: str, batch: dict, generator: torch.Generator) -> dict
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tokenizer.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=STAGES, required=True)
+    parser.add_argument("--stage", choices=(*STAGES, *STAGE4_ENTRIES), required=True)
     parser.add_argument("--config", default="tiny", help="tiny (CPU) or paper")
     parser.add_argument("--data", required=True, help="folder of song folders with stems, lyrics and meta.json")
     parser.add_argument("--run-dir", default="runs/duotok-tiny")
@@ -123,12 +126,14 @@ def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> D
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "vocoder" in argv and "--stage" in argv and argv[argv.index("--stage") + 1] == "vocoder":
-        # the vocoder trains on audio alone, with its own loop: same entry point, its own module
-        from tokenizer.vocoder_train import main as vocoder_main
+    at = argv.index("--stage") if "--stage" in argv[:-1] else None
+    if at is not None and argv[at + 1] in STAGE4_ENTRIES:
+        # stage 4 trains other networks (vocoder on audio, decoders on tokens + mels) with their own loops:
+        # same entry point, their own modules
+        import importlib
 
-        at = argv.index("--stage")
-        return vocoder_main(argv[:at] + argv[at + 2:])
+        stage_main = importlib.import_module(STAGE4_ENTRIES[argv[at + 1]]).main
+        return stage_main(argv[:at] + argv[at + 2:])
     args = parse_args(argv)
     stage_dir = Path(args.run_dir) / args.stage
     # torchrun on CPU-only machines: accelerate sets up gloo only when asked for its CPU backend; without it

@@ -1,0 +1,301 @@
+"""Stage-4 per-track decoders: one track's 25 Hz tokens -> that track's 50 Hz log-mel (the vocoder's input).
+
+    decoder = load_decoder("checkpoints/duotok-tiny/decoder-vocal")
+    mel = decoder.generate(indices[None], steps=8, seed=0)        # [1, 2T, n_mels], log-mel like LatentMel
+
+Two parts, one network per track (duotok.md §2.4 plans one decoder per track):
+
+1. a **code encoder**: the track's codebook vectors (the frozen SimVQ table, copied in at training start so a
+   decoder folder is self-contained), repeated ×2 to 50 Hz, ConvNeXt blocks for local context and position,
+   then transformer layers. A linear head gives ``prior``, an L1-regression estimate of the mel.
+2. a **DiT flow-matching refiner** (adaLN-zero transformer blocks conditioned on the flow time) that carries
+   ``prior + sigma·noise`` to the mel, as Grad-TTS starts from its encoder mean instead of pure noise. The
+   issue's prototypes found that at CPU budgets a flow decoder from pure noise gets pitch wrong more often than
+   a regression decoder while producing sharper mels; starting from the regression estimate keeps its pitch
+   and lets the flow add the detail. ``steps=0`` returns the regression estimate itself.
+
+Sampling uses diffusers' ``FlowMatchEulerDiscreteScheduler``: its sigma runs from 1 (the start, here the noisy
+prior) to 0 (data); the network gets sigma in [0, 1] (a raw 0..1000 timestep into the time embedding stalls
+training, libraries.md §2.2). Mels are modelled in per-bin standardised units (``mel_mean``/``mel_std``
+buffers measured on the training data). Frame arithmetic: T tokens -> exactly 2T mel frames -> 2T·480 samples
+through the vocoder, i.e. T·960 samples, the audio length the tokens came from (rounded down to whole tokens)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tokenizer.checkpoint import CheckpointError, read_weights, write_weights
+from tokenizer.vocoder import ConvNeXtBlock
+
+KIND = "decoder"
+TRACKS = ("vocal", "accomp")
+
+
+@dataclass
+class DecoderConfig:
+    name: str = "tiny"
+    track: str = "vocal"
+    codebook_size: int = 1024
+    code_dim: int = 64
+    frames_per_token: int = 2  # 25 Hz tokens -> 50 Hz mel frames
+    n_mels: int = 100
+    dim: int = 256
+    n_heads: int = 4
+    ffn_dim: int = 768
+    conv_layers: int = 2
+    encoder_layers: int = 4
+    dit_layers: int = 3
+    kernel_size: int = 7
+    # std of the noise added to the regression estimate where the flow starts (standardised mel units);
+    # Grad-TTS uses 1 around its encoder mean; smaller keeps short CPU trainings close to the regression pitch
+    prior_noise: float = 0.5
+    default_steps: int = 8
+    flow_loss_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.track not in TRACKS:
+            raise ValueError(f"decoder track must be one of {TRACKS}, not {self.track!r}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim {self.dim} must be divisible by n_heads {self.n_heads}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DecoderConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown decoder config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+DECODER_CONFIGS = {
+    "tiny": DecoderConfig(),
+    # GPU size: a 12 + 12 layer, 768-wide stack, the scale of the paper's DiT decoders
+    "paper": DecoderConfig(name="paper", codebook_size=32768, code_dim=128, dim=768, n_heads=12, ffn_dim=3072,
+                           conv_layers=2, encoder_layers=12, dit_layers=12, default_steps=32),
+}
+
+
+def get_decoder_config(name: str, track: str, **overrides) -> DecoderConfig:
+    if name not in DECODER_CONFIGS:
+        raise ValueError(f"unknown decoder config {name!r}; choose one of {sorted(DECODER_CONFIGS)}")
+    return dataclasses.replace(DECODER_CONFIGS[name], track=track, **overrides)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention + GELU MLP, optionally modulated by a conditioning vector (adaLN-zero, DiT):
+    each sublayer's normalised input is scaled and shifted, and its output gated, by values predicted from
+    ``cond``; the gates start at zero, so every block starts as the identity."""
+
+    def __init__(self, dim: int, n_heads: int, ffn_dim: int, modulated: bool = False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=not modulated, eps=1e-6)
+        self.attn = SelfAttention(dim, n_heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=not modulated, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
+        self.modulation = nn.Linear(dim, 6 * dim) if modulated else None
+        if self.modulation is not None:
+            nn.init.zeros_(self.modulation.weight)
+            nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.modulation is None:
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
+        x = x + gate1 * self.attn(self.norm1(x) * (1 + scale1) + shift1)
+        return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
+
+
+def sigma_embedding(sigma: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of the flow time ``sigma [B]`` in [0, 1] (scaled ×1000 inside, so the frequencies
+    cover the whole range as in DiT's timestep embedding)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=sigma.device) / half)
+    angles = 1000.0 * sigma.float()[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class TrackDecoder(nn.Module):
+    """``prior(indices [B, T]) -> [B, 2T, n_mels]``, ``velocity(x, sigma, h)``, ``generate(indices, steps)``,
+    ``losses(indices, mel)``. Mels outside are log-mels (``LatentMel`` units); inside, standardised."""
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        self.config = config
+        dim = config.dim
+        self.register_buffer("code_table", torch.zeros(config.codebook_size, config.code_dim))
+        self.register_buffer("mel_mean", torch.zeros(config.n_mels))
+        self.register_buffer("mel_std", torch.ones(config.n_mels))
+        self.code_in = nn.Linear(config.code_dim, dim)
+        self.convs = nn.ModuleList(ConvNeXtBlock(dim, 3 * dim, config.kernel_size, 1.0 / max(1, config.conv_layers))
+                                   for _ in range(config.conv_layers))
+        self.encoder = nn.ModuleList(TransformerBlock(dim, config.n_heads, config.ffn_dim)
+                                     for _ in range(config.encoder_layers))
+        self.encoder_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.prior_head = nn.Linear(dim, config.n_mels)
+        # flow refiner: input = projected noisy mel + the encoder's features; a depthwise conv gives positions
+        self.x_in = nn.Linear(config.n_mels, dim)
+        self.h_in = nn.Linear(dim, dim)
+        self.x_conv = nn.Conv1d(dim, dim, config.kernel_size, padding=config.kernel_size // 2, groups=dim)
+        self.time_mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.dit = nn.ModuleList(TransformerBlock(dim, config.n_heads, config.ffn_dim, modulated=True)
+                                 for _ in range(config.dit_layers))
+        self.out_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.out_modulation = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, config.n_mels)
+        for layer in (self.out_modulation, self.out):  # the velocity starts at zero (DiT's adaLN-zero init)
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    # ------------------------------------------------------------------------------------------- checks
+    def check_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(f"token indices must be a torch tensor, got {type(indices).__name__}")
+        if indices.dtype.is_floating_point or indices.dtype == torch.bool or indices.is_complex():
+            raise TypeError(f"token indices must be integers, got dtype {indices.dtype}")
+        if indices.dim() != 2 or indices.shape[1] == 0 or indices.shape[0] == 0:
+            raise ValueError(f"token indices must be a non-empty [B, T] tensor, got shape {tuple(indices.shape)}")
+        if indices.min() < 0 or indices.max() >= self.config.codebook_size:
+            raise ValueError(f"{self.config.track} token ids must lie in [0, {self.config.codebook_size}), got "
+                             f"{int(indices.min())}..{int(indices.max())}")
+        return indices.long()
+
+    # ---------------------------------------------------------------------------------------- network
+    def encode(self, indices: torch.Tensor) -> torch.Tensor:
+        """``indices [B, T] -> features h [B, 2T, dim]`` at the mel frame rate."""
+        indices = self.check_indices(indices)
+        x = self.code_in(self.code_table[indices]).repeat_interleave(self.config.frames_per_token, dim=1)
+        x = x.transpose(1, 2)
+        for block in self.convs:
+            x = block(x)
+        x = x.transpose(1, 2)
+        for block in self.encoder:
+            x = block(x)
+        return self.encoder_norm(x)
+
+    def prior(self, h: torch.Tensor) -> torch.Tensor:
+        """The regression estimate (standardised units) from the encoder features."""
+        return self.prior_head(h)
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Flow velocity d x / d sigma-reversed: the target is ``start - data`` (diffusers' convention with
+        sigma = 1 at the start). ``x [B, F, n_mels]``, ``sigma [B]`` in [0, 1], ``h [B, F, dim]``."""
+        y = self.x_in(x) + self.h_in(h)
+        y = y + self.x_conv(y.transpose(1, 2)).transpose(1, 2)
+        cond = self.time_mlp(sigma_embedding(sigma, self.config.dim))
+        for block in self.dit:
+            y = block(y, cond)
+        shift, scale = self.out_modulation(F.silu(cond))[:, None].chunk(2, dim=-1)
+        return self.out(self.out_norm(y) * (1 + scale) + shift)
+
+    def normalise(self, mel: torch.Tensor) -> torch.Tensor:
+        return (mel - self.mel_mean) / self.mel_std
+
+    def denormalise(self, mel: torch.Tensor) -> torch.Tensor:
+        return mel * self.mel_std + self.mel_mean
+
+    # --------------------------------------------------------------------------------------- training
+    def losses(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None
+               ) -> dict[str, torch.Tensor]:
+        """``indices [B, T]``, target log-mel ``mel [B, 2T, n_mels]`` -> ``{"prior", "flow", "loss"}``.
+        The prior is trained with L1 (sharper than L2 on mels); the flow regresses the velocity from the
+        noisy prior (the prior is detached there, so the flow cannot pull the regression away from the
+        data) at a sigma drawn uniformly."""
+        expected = indices.shape[1] * self.config.frames_per_token
+        if mel.shape[:2] != (indices.shape[0], expected) or mel.shape[-1] != self.config.n_mels:
+            raise ValueError(f"mel must be [B, {expected}, {self.config.n_mels}] for {indices.shape[1]} tokens, "
+                             f"got {tuple(mel.shape)}")
+        target = self.normalise(mel)
+        h = self.encode(indices)
+        prior = self.prior(h)
+        out = {"prior": F.l1_loss(prior, target)}
+        noise = torch.randn(target.shape, generator=generator).to(target.device)
+        start = prior.detach() + self.config.prior_noise * noise
+        sigma = torch.rand(target.shape[0], generator=generator).to(target.device)
+        x = sigma[:, None, None] * start + (1 - sigma[:, None, None]) * target
+        out["flow"] = F.mse_loss(self.velocity(x, sigma, h), start - target)
+        out["loss"] = out["prior"] + self.config.flow_loss_weight * out["flow"]
+        return out
+
+    # --------------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def generate(self, indices: torch.Tensor, steps: int | None = None, seed: int = 0,
+                 noise: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """``indices [B, T] -> log-mel [B, 2T, n_mels]``. ``steps=0``: the regression estimate; otherwise
+        ``steps`` Euler steps of the flow from ``prior + temperature·prior_noise·noise``, the noise drawn from
+        ``seed`` unless given (``[B, 2T, n_mels]``, e.g. a slice of one song-long draw)."""
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        steps = self.config.default_steps if steps is None else int(steps)
+        if steps < 0:
+            raise ValueError(f"decoder steps must be >= 0, got {steps}")
+        h = self.encode(indices)
+        x = self.prior(h)
+        if steps > 0:
+            if noise is None:
+                noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(int(seed))).to(x.device)
+            elif noise.shape != x.shape:
+                raise ValueError(f"noise must have the mel's shape {tuple(x.shape)}, got {tuple(noise.shape)}")
+            x = x + temperature * self.config.prior_noise * noise
+            scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+            scheduler.set_timesteps(steps, device=x.device)
+            for t in scheduler.timesteps:
+                sigma = (t / scheduler.config.num_train_timesteps).expand(x.shape[0]).to(x.dtype)
+                x = scheduler.step(self.velocity(x, sigma, h), t, x).prev_sample
+        return self.denormalise(x)
+
+
+# ------------------------------------------------------------------------------------------- save / load
+
+
+def save_decoder(model: TrackDecoder, directory: str | Path, dtype: torch.dtype = torch.float32,
+                 metadata: dict[str, str] | None = None) -> None:
+    """``directory/config.json`` (``"kind": "decoder"``) + ``model.safetensors``, each written atomically."""
+    from corpus.audio_io import atomic_write_json
+
+    directory = Path(directory)
+    write_weights(model, directory, dtype, {"kind": KIND, **(metadata or {})})
+    atomic_write_json(directory / "config.json", {"kind": KIND, **model.config.to_dict()})
+
+
+def load_decoder(directory: str | Path, device: str | torch.device = "cpu") -> TrackDecoder:
+    directory = Path(directory)
+    for name in ("config.json", "model.safetensors"):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory}: missing {name} (not a decoder checkpoint folder)")
+    try:
+        data = json.loads((directory / "config.json").read_text())
+        kind = data.pop("kind", None)
+        if kind != KIND:
+            raise ValueError(f'"kind" is {kind!r}, expected {KIND!r}')
+        config = DecoderConfig.from_dict(data)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{directory / 'config.json'}: invalid decoder config ({error})") from error
+    model = TrackDecoder(config)
+    read_weights(model, directory)
+    return model.to(device).eval()

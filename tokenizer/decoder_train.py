@@ -1,0 +1,250 @@
+"""Train one stage-4 track decoder (tokens -> 50 Hz log-mel) on a token corpus and its song folders.
+
+    python -m tokenizer.train --stage decoder --track vocal --data data/corpus/train --tokens data/tokens/train \
+        --steps 4000 --export checkpoints/duotok-tiny/decoder-vocal
+    python -m tokenizer.decoder_train ...                   (the same entry, called directly)
+    accelerate launch --multi_gpu --num_processes 8 -m tokenizer.decoder_train --config paper ...   (GPUs)
+
+Targets: the ``LatentMel`` of the track's stem (``vocals.flac`` / ``accompaniment.flac``), the vocoder's input.
+Inputs: the token ids of ``python -m tokenizer tokenize`` for the same songs (matched by song id), looked up
+in the tokenizer's frozen codebook (copied into the decoder at the start, so the decoder folder is
+self-contained). Both are cached once per run in ``<run-dir>/decoder-<track>/cache.npz`` (fp16 mels; the
+reference corpus takes ~150 MB), then crops of ``--crop-tokens`` tokens are drawn at random. Loop conventions
+are those of ``tokenizer/train.py``: accelerate state every ``--save-every`` steps, resume after a kill,
+``log.jsonl``, ``final`` at the end and ``--export`` in fp16."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+
+from corpus.audio_io import read_audio
+from tokenizer.checkpoint import from_pretrained
+from tokenizer.data import TRACK_FILES
+from tokenizer.decoder import TrackDecoder, get_decoder_config, save_decoder
+from tokenizer.tokenize_corpus import iter_records
+from tokenizer.training import TrainProgress, log_step, resume_latest, warmup_cosine
+from tokenizer.vocoder import LatentMel, get_vocoder_config
+
+STEM_FOR_TRACK = {"vocal": "vocals", "accomp": "accompaniment"}
+
+
+class TrackCache:
+    """Every song's token ids and target mel for one track, in memory: ``indices[i] [T_i]`` int16 and
+    ``mels[i] [2·T_i, n_mels]`` float16."""
+
+    def __init__(self, indices: list[np.ndarray], mels: list[np.ndarray], ids: list[str]):
+        if not indices:
+            raise ValueError("the decoder cache is empty: no song of the token corpus was found in the song folder")
+        self.indices, self.mels, self.ids = indices, mels, ids
+
+    @classmethod
+    def build(cls, tokens_dir: str | Path, songs_dir: str | Path, track: str, frames_per_token: int = 2,
+              limit: int | None = None) -> TrackCache:
+        latent = LatentMel(get_vocoder_config("tiny"))
+        stem_file = TRACK_FILES[STEM_FOR_TRACK[track]]
+        indices, mels, ids, missing = [], [], [], []
+        for record in iter_records(tokens_dir):
+            if limit is not None and len(ids) >= limit:
+                break
+            path = Path(songs_dir) / record["id"] / stem_file
+            if not path.is_file():
+                missing.append(record["id"])
+                continue
+            audio, _ = read_audio(path, sample_rate=24_000)
+            with torch.no_grad():
+                mel = latent(torch.from_numpy(audio))[0].numpy()
+            n_tokens = min(len(record[track]), len(mel) // frames_per_token)
+            indices.append(record[track][:n_tokens].astype(np.int16))
+            mels.append(mel[: n_tokens * frames_per_token].astype(np.float16))
+            ids.append(record["id"])
+        if missing:
+            print(f"warning: {len(missing)} songs of {tokens_dir} have no {stem_file} under {songs_dir} "
+                  f"(first: {missing[:3]})", file=sys.stderr)
+        return cls(indices, mels, ids)
+
+    def save(self, path: Path) -> None:
+        offsets = np.cumsum([0] + [len(i) for i in self.indices])
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(tmp, indices=np.concatenate(self.indices), mels=np.concatenate(self.mels), offsets=offsets,
+                 ids=np.array(self.ids))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, frames_per_token: int = 2) -> TrackCache:
+        data = np.load(path)
+        offsets = data["offsets"]
+        indices = [data["indices"][a:b] for a, b in itertools.pairwise(offsets)]
+        mels = [data["mels"][a * frames_per_token: b * frames_per_token]
+                for a, b in itertools.pairwise(offsets)]
+        return cls(indices, mels, [str(i) for i in data["ids"]])
+
+    def mel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = np.concatenate(self.mels).astype(np.float32)
+        return torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0).clip(min=1e-3))
+
+    def batch(self, batch_size: int, crop_tokens: int, generator: torch.Generator, frames_per_token: int = 2
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random crops ``(indices [B, crop], mel [B, crop·fpt, n_mels])``; songs drawn in proportion to
+        their length, so every second of the corpus is equally likely. Songs shorter than the crop are
+        skipped (the reference corpus has none)."""
+        lengths = torch.tensor([len(i) for i in self.indices], dtype=torch.float64)
+        weights = torch.where(lengths >= crop_tokens, lengths, torch.zeros_like(lengths))
+        if weights.sum() == 0:
+            raise ValueError(f"every song is shorter than the crop of {crop_tokens} tokens")
+        songs = torch.multinomial(weights, batch_size, replacement=True, generator=generator).tolist()
+        out_indices, out_mels = [], []
+        for song in songs:
+            start = int(torch.randint(0, len(self.indices[song]) - crop_tokens + 1, (1,), generator=generator))
+            out_indices.append(torch.from_numpy(self.indices[song][start: start + crop_tokens].astype(np.int64)))
+            frames = self.mels[song][start * frames_per_token: (start + crop_tokens) * frames_per_token]
+            out_mels.append(torch.from_numpy(frames.astype(np.float32)))
+        return torch.stack(out_indices), torch.stack(out_mels)
+
+
+def load_or_build_cache(path: Path, tokens: str, data: str, track: str, limit: int | None) -> TrackCache:
+    if path.is_file():
+        return TrackCache.load(path)
+    started = time.time()
+    cache = TrackCache.build(tokens, data, track, limit=limit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache.save(path)
+    print(f"cached {len(cache.ids)} songs' {track} mels in {time.time() - started:.0f} s -> {path}", file=sys.stderr)
+    return cache
+
+
+@torch.no_grad()
+def validation_losses(model: TrackDecoder, cache: TrackCache, crop_tokens: int, n_batches: int = 4,
+                      batch_size: int = 8) -> dict[str, float]:
+    """Mean losses on fixed random crops of a held-out cache (same crops every call: seed 0)."""
+    model.eval()
+    generator = torch.Generator().manual_seed(0)
+    totals: dict[str, float] = {}
+    device = next(model.parameters()).device
+    for _ in range(n_batches):
+        indices, mel = cache.batch(batch_size, crop_tokens, generator)
+        for name, value in model.losses(indices.to(device), mel.to(device), generator).items():
+            totals[name] = totals.get(name, 0.0) + float(value) / n_batches
+    model.train()
+    return {f"val_{name}": round(value, 4) for name, value in totals.items()}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tokenizer.decoder_train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--track", choices=("vocal", "accomp"), required=True)
+    parser.add_argument("--config", default="tiny", help="tiny (CPU) or paper")
+    parser.add_argument("--data", required=True, help="folder of song folders with vocals/accompaniment stems")
+    parser.add_argument("--tokens", required=True, help="token corpus of the same songs (python -m tokenizer tokenize)")
+    parser.add_argument("--tokenizer", default="checkpoints/duotok-tiny",
+                        help="Duo-Tok folder whose codebook produced --tokens (its code table is copied in)")
+    parser.add_argument("--eval-data", help="held-out song folders (e.g. data/corpus/validation)")
+    parser.add_argument("--eval-tokens", help="their token corpus (e.g. data/tokens/validation)")
+    parser.add_argument("--run-dir", default="runs/duotok-tiny")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--crop-tokens", type=int, default=100, help="4 s at 25 Hz, the window decode uses")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--save-every", type=int, default=200)
+    parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--limit-songs", type=int, help="use only the first N songs (tests, quick looks)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", help="also write the final weights here in fp16 "
+                                         "(e.g. checkpoints/duotok-tiny/decoder-vocal)")
+    parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
+    sizes = parser.add_argument_group("size overrides of the --config (e.g. a narrow decoder for a quick test)")
+    for name in ("dim", "ffn_dim", "n_heads", "conv_layers", "encoder_layers", "dit_layers"):
+        sizes.add_argument(f"--{name.replace('_', '-')}", type=int)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stage_dir = Path(args.run_dir) / f"decoder-{args.track}"
+    distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(
+        cpu=distributed_cpu, gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
+        project_config=ProjectConfiguration(project_dir=str(stage_dir / "state"), automatic_checkpoint_naming=True,
+                                            total_limit=2))
+    set_seed(args.seed)
+    with accelerator.main_process_first():  # one process builds the cache, the others read it
+        cache = load_or_build_cache(stage_dir / "cache.npz", args.tokens, args.data, args.track, args.limit_songs)
+        eval_cache = None
+        if args.eval_data and args.eval_tokens:
+            eval_cache = load_or_build_cache(stage_dir / "eval-cache.npz", args.eval_tokens, args.eval_data,
+                                             args.track, None)
+
+    # the code table (and so the decoder's input size) comes from the tokenizer that made the tokens
+    tokenizer = from_pretrained(args.tokenizer)
+    overrides = {"codebook_size": tokenizer.config.codebook_size, "code_dim": tokenizer.config.codebook_dim}
+    for name in ("dim", "ffn_dim", "n_heads", "conv_layers", "encoder_layers", "dit_layers"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    model = TrackDecoder(get_decoder_config(args.config, args.track, **overrides))
+    branch = {"vocal": tokenizer.vocal_branch, "accomp": tokenizer.accomp_branch}[args.track]
+    with torch.no_grad():
+        model.code_table.copy_(branch.indices_to_codes(torch.arange(tokenizer.config.codebook_size)))
+    mean, std = cache.mel_stats()
+    model.mel_mean.copy_(mean)
+    model.mel_std.copy_(std)
+    del tokenizer
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    progress = TrainProgress()
+    accelerator.register_for_checkpointing(progress)
+    resumed = resume_latest(accelerator, stage_dir / "state")
+    if resumed is not None:
+        accelerator.print(f"resumed decoder-{args.track} from {resumed} at step {progress.step}")
+
+    unwrapped: TrackDecoder = accelerator.unwrap_model(model)
+    log_path = stage_dir / "log.jsonl"
+    started = time.time()
+    while progress.step < args.steps:
+        # seeded by step and rank: a resumed run draws new crops, and processes draw different ones
+        generator = torch.Generator().manual_seed(
+            args.seed + 1_000_003 * progress.step + accelerator.process_index)
+        indices, mel = cache.batch(args.batch_size, args.crop_tokens, generator)
+        with accelerator.accumulate(model):
+            out = unwrapped.losses(indices.to(accelerator.device), mel.to(accelerator.device), generator)
+            accelerator.backward(out["loss"])
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        progress.step += 1
+        if eval_cache is not None and (progress.step % args.eval_every == 0 or progress.step == args.steps):
+            out = {**out, **{k: torch.tensor(v) for k, v in validation_losses(unwrapped, eval_cache,
+                                                                               args.crop_tokens).items()}}
+        if progress.step % args.log_every == 0 or progress.step == args.steps or "val_loss" in out:
+            log_step(accelerator, log_path, progress.step, started, scheduler.get_last_lr()[0], out)
+        if progress.step % args.save_every == 0:
+            accelerator.save_state()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model).eval()
+        metadata = {"stage": "decoder", "track": args.track, "steps": str(progress.step)}
+        save_decoder(final, stage_dir / "final", metadata=metadata)
+        if args.export:
+            save_decoder(final, args.export, dtype=torch.float16, metadata=metadata)
+        accelerator.print(f"wrote {stage_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
