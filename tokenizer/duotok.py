@@ -218,10 +218,15 @@ class DuoTok:
         total = torch.zeros(n_tokens * per_token, decoder.config.n_mels, device=self.device)
         weight = torch.zeros(n_tokens * per_token, 1, device=self.device)
         ramp_frames = overlap_tokens * per_token
-        for start in starts:
-            end = min(n_tokens, start + window_tokens)
+        # every window has the same length (the last one is aligned to the end), so they run as one batch:
+        # on a CPU one batched pass is much faster than the same windows one after another
+        length = min(n_tokens, window_tokens)
+        batch = torch.stack([indices[start: start + length] for start in starts])
+        batch_noise = torch.stack([noise[start * per_token: (start + length) * per_token] for start in starts])
+        mels = decoder.generate(batch, steps=steps, noise=batch_noise)
+        for start, mel in zip(starts, mels, strict=True):
+            end = start + length
             frames = slice(start * per_token, end * per_token)
-            mel = decoder.generate(indices[None, start:end], steps=steps, noise=noise[None, frames])[0]
             fade = torch.ones(mel.shape[0], 1, device=self.device)
             if ramp_frames:
                 ramp = (torch.arange(ramp_frames, device=self.device) + 0.5)[:, None] / ramp_frames
