@@ -81,12 +81,12 @@ class TrackCache:
 
     @classmethod
     def load(cls, path: Path, frames_per_token: int = 2) -> TrackCache:
-        data = np.load(path)
-        offsets = data["offsets"]
-        indices = [data["indices"][a:b] for a, b in itertools.pairwise(offsets)]
-        mels = [data["mels"][a * frames_per_token: b * frames_per_token]
-                for a, b in itertools.pairwise(offsets)]
-        return cls(indices, mels, [str(i) for i in data["ids"]])
+        # read each array once: every ``data[key]`` access decodes the whole array again
+        with np.load(path) as data:
+            all_indices, all_mels, offsets, ids = data["indices"], data["mels"], data["offsets"], data["ids"]
+        indices = [all_indices[a:b] for a, b in itertools.pairwise(offsets)]
+        mels = [all_mels[a * frames_per_token: b * frames_per_token] for a, b in itertools.pairwise(offsets)]
+        return cls(indices, mels, [str(i) for i in ids])
 
     def mel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         frames = np.concatenate(self.mels).astype(np.float32)
