@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lm = SongLM.from_pretrained(args.checkpoint)
     frames = int(args.seconds * 25)
-    sections = [SectionRequest("verse", lm.lyric_ids(LYRICS), frames, False)]
+    sections = [SectionRequest("verse", lm.lyric_pieces(LYRICS), frames, False)]
     options = GenerationOptions(temperature=1.0, top_k=50, seed=0)
     start = time.perf_counter()
-    song = full_song(lm.model, lm.vocab, lm.style_ids("upbeat pop, female vocal, 120 bpm, piano"), sections, options)
+    song = full_song(lm.model, lm.vocab, lm.style_pieces("upbeat pop, female vocal, 120 bpm, piano"), sections, options)
     cached = time.perf_counter() - start
     assert song.sections[0].vocal.shape[0] == frames
 

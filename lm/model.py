@@ -152,6 +152,16 @@ class SongLM:
         """A section's lyric lines (list of strings, or one string with newlines) -> LM text ids."""
         return self.text_ids(text_for_model(lines))
 
+    # --- text -> raw pieces, what lm.generate's SectionRequest.text_ids and style_ids take -----------------
+
+    def lyric_pieces(self, lines) -> list[int]:
+        """A section's lyric lines -> raw sentencepiece pieces (not shifted), for ``SectionRequest``."""
+        return [int(i) for i in self.text.encode(text_for_model(lines))]
+
+    def style_pieces(self, style: str) -> list[int]:
+        """A style prompt -> raw sentencepiece pieces (not shifted), for ``lm.generate``'s ``style_ids``."""
+        return [int(i) for i in self.text.encode(style)] if style else []
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device

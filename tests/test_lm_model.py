@@ -228,3 +228,10 @@ def test_bad_inputs_give_clear_errors(toy_corpus, tmp_path, text_model):
         make_loader(write_corpus(tmp_path / "lying", [lying]), text_model, 2, 64, split="all")
     with pytest.raises(TokenDataError, match="too short"):
         make_loader(toy_corpus, text_model, 2, 8, split="all")
+
+
+def test_pieces_for_generation_are_the_unshifted_text_ids(text_model, vocab):
+    song_lm = SongLM.create(TEST_CONFIG, vocab, text_model)
+    pieces = song_lm.lyric_pieces(["love night", "fire road"])
+    assert song_lm.vocab.text_id(pieces).tolist() == song_lm.lyric_ids(["love night", "fire road"])
+    assert song_lm.style_pieces("") == []

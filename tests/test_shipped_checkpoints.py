@@ -71,9 +71,9 @@ def test_shipped_lm_generates_a_section_that_respects_the_layout():
     from lm.model import SongLM
 
     lm = SongLM.from_pretrained(CHECKPOINTS / "lm-tiny")
-    sections = [SectionRequest("verse", lm.lyric_ids(["hold me close tonight"]), 25, False),
+    sections = [SectionRequest("verse", lm.lyric_pieces(["hold me close tonight"]), 25, False),
                 SectionRequest("inst", [], 10, True)]
-    song = full_song(lm.model, lm.vocab, lm.style_ids("upbeat pop, female vocal"), sections,
+    song = full_song(lm.model, lm.vocab, lm.style_pieces("upbeat pop, female vocal"), sections,
                      GenerationOptions(seed=3, top_k=50))
     assert [s.tag for s in song.sections] == ["verse", "inst"]
     assert [len(s.vocal) for s in song.sections] == [25, 10]

@@ -1,0 +1,423 @@
+"""``SongGenerator``: lyrics + style -> song LM -> Duo-Tok tokens -> decoders + vocoder -> vocals, accompaniment
+and their mix (DESIGN.md §1, §2, §7).
+
+    from app.pipeline import SongGenerator, save
+    generator = SongGenerator()                       # loads checkpoints/duotok-tiny and checkpoints/lm-tiny once
+    result = generator.generate("[verse]\\nhold me close tonight", "upbeat pop, female vocal", duration=10, seed=1)
+    result.mix, result.vocals, result.accompaniment    # float32 [N] at result.sample_rate (24 kHz), N = frames·960
+    save(result, "outputs/song")                      # mix.wav, vocals.wav, accompaniment.wav, manifest.json
+    again = generator.redecode("outputs/song")        # the same audio from the manifest's tokens
+
+The stages: ``app.request`` checks the inputs and plans the sections (``InputError`` for anything bad, before
+a model runs); uploads are encoded to tokens ("encode"); ``lm.generate`` samples the tokens the mode asks for
+("lm", one event per 25 Hz frame); ``DuoTok.decode`` turns both token tracks into audio through the per-track
+flow-matching decoders and the vocoder ("decode"). Every setting, version and token goes into the manifest
+(``app.manifest``), so ``redecode`` rebuilds the same audio and ``continue``/``resample`` build on the song.
+
+Threads: one lock serialises model use, so concurrent ``generate`` calls queue and each returns its own song;
+every random draw comes from a per-call generator seeded from ``seed`` (LM sampling and the decoders' flow
+noise), so the same inputs and seed give the same audio whatever else runs.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from app.manifest import (
+    DEFAULT_CHECKPOINTS,
+    LM_FOLDER,
+    TOKENIZER_FOLDER,
+    ManifestError,
+    based_on,
+    build_manifest,
+    checkpoint_versions,
+    manifest_tokens,
+    read_manifest,
+    save,
+    software_versions,
+)
+from app.request import InputError, SongOptions, SongRequest, make_request, spread_frames, unlabelled_sections
+from lm.generate import (
+    GenerationError,
+    GenerationOptions,
+    SectionRequest,
+    accompaniment_for_vocal,
+    continue_song,
+    full_song,
+    resample_track,
+    vocal_for_accompaniment,
+)
+from lm.layout import FRAME_RATE_HZ, SectionTokens, SongTokens
+from lm.model import SongLM
+from tokenizer import DuoTok, TrackTokens
+
+__all__ = ["DEFAULT_CHECKPOINTS", "InputError", "ProgressEvent", "SongGenerator", "SongOptions", "SongResult",
+           "save"]
+
+TEXT_ALLOWANCE_TOKENS = 150  # style + lyrics of a short song, set aside when quoting the longest duration
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a generation: ``stage`` is "encode" (uploads to tokens), "lm" (``done`` of ``total`` frames
+    sampled), "decode" (tokens to audio) or "done"."""
+
+    stage: str
+    done: int
+    total: int
+    message: str
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass
+class SongResult:
+    """A generated song: mono float32 ``mix``, ``vocals``, ``accompaniment`` of ``len(tokens) * 960`` samples at
+    ``sample_rate``; ``mix`` is ``vocals + accompaniment``. ``manifest`` records how it was made (app.manifest)."""
+
+    mix: np.ndarray
+    vocals: np.ndarray
+    accompaniment: np.ndarray
+    sample_rate: int
+    manifest: dict
+    tokens: TrackTokens
+
+    @property
+    def seconds(self) -> float:
+        return len(self.mix) / self.sample_rate
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.manifest.get("warnings", []))
+
+
+class Sampled(NamedTuple):
+    """What the LM stage gives back: the whole song, per section the tracks sampled in this call (``[]`` for
+    sections kept as they were), and the first section the LM saw as context (``app.manifest``)."""
+
+    song: SongTokens
+    tracks: list[list[str]]
+    prompt_start: int = 0
+
+
+class GenerationCancelled(Exception):
+    """Raised inside a generation whose ``generate_events`` consumer went away."""
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def _tracks(song: SongTokens) -> tuple[np.ndarray, np.ndarray]:
+    return (np.concatenate([s.vocal for s in song.sections]).astype(np.int64),
+            np.concatenate([s.accomp for s in song.sections]).astype(np.int64))
+
+
+class SongGenerator:
+    """The shipped tokenizer and LM, loaded once; ``generate`` makes songs, ``redecode`` re-renders manifests.
+
+    ``device``: None picks CUDA when available, else CPU."""
+
+    def __init__(self, checkpoints: str | Path = DEFAULT_CHECKPOINTS, device: str | torch.device | None = None):
+        self.checkpoints = Path(checkpoints)
+        self.device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = DuoTok.from_pretrained(self.checkpoints / TOKENIZER_FOLDER, device=str(self.device))
+        for track in ("vocal", "accomp"):  # DuoTok loads its decoders on first use; load them now, once
+            self.tokenizer.decoder(track)
+        self.tokenizer.vocoder  # noqa: B018 (the property loads the vocoder)
+        self.lm = SongLM.from_pretrained(self.checkpoints / LM_FOLDER, device=self.device)
+        config, vocab = self.tokenizer.config, self.lm.vocab
+        if (vocab.codebook_size_vocal, vocab.codebook_size_accomp) != (config.codebook_size, config.codebook_size):
+            raise ValueError(f"{self.checkpoints}: the LM speaks {vocab.codebook_size_vocal}/"
+                             f"{vocab.codebook_size_accomp} codes but the tokenizer has {config.codebook_size}")
+        self.sample_rate = int(config.sample_rate)
+        self.samples_per_frame = int(config.samples_per_token)
+        self.context = int(self.lm.model.config.max_position_embeddings)
+        self.versions = checkpoint_versions(self.checkpoints, [TOKENIZER_FOLDER, LM_FOLDER])
+        self.software = software_versions()
+        self._lock = threading.Lock()
+
+    @property
+    def max_duration(self) -> float:
+        """About the longest song (s) the LM's context holds with a short lyric sheet: 2 tokens per frame."""
+        return (self.context - TEXT_ALLOWANCE_TOKENS) / (2 * FRAME_RATE_HZ)
+
+    # --- public entries ----------------------------------------------------------------------------------------
+
+    def check_request(self, lyrics, style, duration=30.0, seed=0, mode="full", options=None, *, audio=None,
+                      audio_rate=None, manifest=None, section=None, track=None) -> SongRequest:
+        """Check the arguments of ``generate`` without running a model; raises ``InputError``."""
+        return make_request(lyrics, style, duration, seed, mode, options, audio=audio, audio_rate=audio_rate,
+                            manifest=manifest, section=section, track=track, sample_rate=self.sample_rate,
+                            samples_per_frame=self.samples_per_frame)
+
+    def generate(self, lyrics, style, duration=30.0, seed=0, mode="full", options=None, *, audio=None,
+                 audio_rate=None, manifest=None, section=None, track=None,
+                 progress: Progress | None = None) -> SongResult:
+        """Make a song. ``lyrics`` with ``[verse]``/``[chorus]``/… tags, ``style`` a prompt, ``duration`` in seconds
+        (5–120; the new part for ``continue``), ``seed`` 0..2**31-1, ``mode`` one of ``app.request.MODES``,
+        ``options`` a ``SongOptions`` or a dict of its fields. ``audio`` (a path, a ``(rate, samples)`` pair or
+        samples with ``audio_rate``) is the upload of accompany / sing_over / continue; ``manifest`` (a dict,
+        a manifest.json or its folder) the previous song of continue / resample, which re-samples ``track``
+        ("vocal" or "accompaniment"), only section ``section`` when given. ``progress`` receives
+        ``ProgressEvent``s. Bad input raises ``InputError``; the module docstring describes the rest."""
+        request = self.check_request(lyrics, style, duration, seed, mode, options, audio=audio, audio_rate=audio_rate,
+                                     manifest=manifest, section=section, track=track)
+        return self.run(request, progress)
+
+    def generate_events(self, *args, **kwargs) -> Iterator[ProgressEvent | SongResult]:
+        """``generate`` as a generator (for Gradio): yields ``ProgressEvent``s, then the ``SongResult``. Closing
+        the generator early stops the generation at its next frame."""
+        request = self.check_request(*args, **kwargs)
+        events: queue.Queue = queue.Queue()
+        cancelled = threading.Event()
+
+        def progress(event: ProgressEvent) -> None:
+            if cancelled.is_set():
+                raise GenerationCancelled
+            events.put(event)
+
+        def work() -> None:
+            try:
+                events.put(self.run(request, progress))
+            except BaseException as error:  # handed to the consumer, who re-raises it in its own thread
+                events.put(error)
+
+        threading.Thread(target=work, name="song-generation", daemon=True).start()
+        try:
+            while True:
+                item = events.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, SongResult):
+                    return
+        finally:
+            cancelled.set()
+
+    def redecode(self, manifest, progress: Progress | None = None) -> SongResult:
+        """The audio of a manifest's tokens, decoded again with its decoder steps and seed (so, with the same
+        checkpoints, the same audio). ``manifest``: a dict, a manifest.json or the folder holding one."""
+        try:
+            manifest = read_manifest(manifest)
+            vocal, accomp = manifest_tokens(manifest)
+        except ManifestError as error:
+            raise InputError("manifest", str(error)) from None
+        self._check_codes(vocal, accomp)
+        decoder = manifest["decoder"]
+        steps, seed = decoder.get("steps"), decoder.get("seed", 0)
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise InputError("manifest", f"decoder.steps must be null or a whole number >= 0, got {steps!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InputError("manifest", f"decoder.seed must be a whole number >= 0, got {seed!r}")
+        report = progress or (lambda event: None)
+        started = time.perf_counter()
+        with self._lock:
+            vocals, accompaniment, mix = self._decode(vocal, accomp, steps, seed, manifest["inputs"].get("mode"),
+                                                      report)
+        manifest["timings"] = {"decode": round(time.perf_counter() - started, 3)}
+        manifest["warnings"] = list(manifest.get("warnings", [])) + self._version_warnings(manifest)
+        report(ProgressEvent("done", 1, 1, "done"))
+        return SongResult(mix, vocals, accompaniment, self.sample_rate, manifest,
+                          TrackTokens(vocal, accomp, float(FRAME_RATE_HZ)))
+
+    # --- one generation ----------------------------------------------------------------------------------------
+
+    def run(self, request: SongRequest, progress: Progress | None = None) -> SongResult:
+        """Make the song of a request already checked by ``check_request`` (or ``app.request.make_request`` with
+        this tokenizer's rates): what ``generate`` does after its checks."""
+        report = progress or (lambda event: None)
+        timings: dict[str, float] = {}
+        warnings = list(request.warnings)
+        if request.previous is not None:
+            warnings += self._version_warnings(request.previous)
+        started = time.perf_counter()
+        with self._lock:
+            sampled = self._sample(request, report, timings)
+            vocal, accomp = _tracks(sampled.song)
+            clock = time.perf_counter()
+            vocals, accompaniment, mix = self._decode(vocal, accomp, request.options.decoder_steps, request.seed,
+                                                      request.mode, report)
+            timings["decode"] = round(time.perf_counter() - clock, 3)
+        timings["total"] = round(time.perf_counter() - started, 3)
+        manifest = build_manifest(
+            inputs=request.inputs(), lyrics_normalised=request.lyrics_normalised, warnings=warnings,
+            based_on=None if request.previous is None else based_on(request.previous), sampled=sampled,
+            software=self.software, checkpoints=self.versions, sample_rate=self.sample_rate,
+            samples_per_frame=self.samples_per_frame,
+            decoder=self._decoder_settings(request.options.decoder_steps, request.seed), timings=timings)
+        report(ProgressEvent("done", 1, 1, "done"))
+        return SongResult(mix, vocals, accompaniment, self.sample_rate, manifest,
+                          TrackTokens(vocal, accomp, float(FRAME_RATE_HZ)))
+
+    def _sample(self, request: SongRequest, report: Progress, timings: dict) -> Sampled:
+        """Run the LM for the request's mode."""
+        model, vocab, mode = self.lm.model, self.lm.vocab, request.mode
+        options = GenerationOptions(temperature=request.options.temperature, top_k=request.options.top_k,
+                                    top_p=request.options.top_p, cfg_scale=request.options.cfg_scale,
+                                    seed=request.seed)
+        style_ids = self.lm.text.encode(request.style) if request.style else []
+        new_sections = self._section_requests(request)
+
+        def lm_progress(done: int, total: int) -> None:
+            report(ProgressEvent("lm", done, total, f"sampling tokens: {done / FRAME_RATE_HZ:.1f} of "
+                                                    f"{total / FRAME_RATE_HZ:.1f} s"))
+
+        upload_tokens = self._encode_upload(request, report, timings)
+        clock = time.perf_counter()
+        try:
+            if mode in ("full", "a_cappella", "instrumental"):
+                self._fit(style_ids, [], new_sections)
+                song = full_song(model, vocab, style_ids, new_sections, options, lm_progress)
+                sampled = Sampled(song, [["vocal", "accomp"]] * len(new_sections))
+            elif mode in ("accompany", "sing_over"):
+                self._fit(style_ids, [], new_sections)
+                keep = "vocal" if mode == "accompany" else "accomp"
+                codes = getattr(upload_tokens, keep)[:request.n_frames]
+                sample = accompaniment_for_vocal if mode == "accompany" else vocal_for_accompaniment
+                song = sample(model, vocab, style_ids, new_sections, codes, options, lm_progress)
+                sampled = Sampled(song, [["accomp" if keep == "vocal" else "vocal"]] * len(new_sections))
+            elif mode == "continue":
+                previous = request.previous_song or self._song_from_upload(upload_tokens, style_ids)
+                dropped = self._fit(previous.style_ids, previous.sections, new_sections)
+                prompt = SongTokens(previous.style_ids, previous.sections[dropped:])
+                tail = continue_song(model, vocab, prompt, new_sections, options, lm_progress)
+                song = SongTokens(previous.style_ids, [*previous.sections[:dropped], *tail.sections])
+                sampled = Sampled(song, [[]] * len(previous.sections) + [["vocal", "accomp"]] * len(new_sections),
+                                  dropped)
+            else:
+                sampled = self._resample(request, options, lm_progress)
+        except GenerationError as error:  # app.request checks what it can; the LM's own checks catch the rest
+            raise InputError("request", str(error)) from None
+        timings["lm"] = round(time.perf_counter() - clock, 3)
+        return sampled
+
+    def _resample(self, request: SongRequest, options: GenerationOptions, lm_progress) -> Sampled:
+        model, vocab, song, track = self.lm.model, self.lm.vocab, request.previous_song, request.track
+        self._check_codes(*_tracks(song))
+        if request.section is None:  # the whole track at once: the other track is forced frame by frame
+            requests = [SectionRequest(s.tag, list(s.text_ids), s.n_frames, s.instrumental) for s in song.sections]
+            self._fit(song.style_ids, [], requests, raise_for="section")
+            sample = accompaniment_for_vocal if track == "accomp" else vocal_for_accompaniment
+            kept = _tracks(song)[0 if track == "accomp" else 1]
+            new = sample(model, vocab, song.style_ids, requests, kept, options, lm_progress)
+            return Sampled(new, [[track]] * len(song.sections))
+        index, target = request.section, song.sections[request.section]
+        target_request = SectionRequest(target.tag, list(target.text_ids), target.n_frames, target.instrumental)
+        dropped = self._fit(song.style_ids, song.sections[:index], [target_request])
+        window = SongTokens(song.style_ids, song.sections[dropped:index + 1])
+        new = resample_track(model, vocab, window, index - dropped, track, options, lm_progress)
+        sections = [*song.sections[:dropped], *new.sections, *song.sections[index + 1:]]
+        tracks = [[track] if i == index else [] for i in range(len(sections))]
+        return Sampled(SongTokens(song.style_ids, sections), tracks, dropped)
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+
+    def _section_requests(self, request: SongRequest) -> list[SectionRequest]:
+        """The planned sections as LM requests, with their lyric lines as raw sentencepiece pieces."""
+        return [SectionRequest(s.tag, self.lm.text.encode(s.text) if s.lines else [], s.n_frames, s.instrumental)
+                for s in request.sections]
+
+    def _fit(self, style_ids: Sequence[int], prefix: Sequence[SectionTokens], new: Sequence[SectionRequest],
+             raise_for: str = "duration") -> int:
+        """How many leading ``prefix`` sections to leave out of the LM prompt so that prompt + new sections fit the
+        context (they stay in the song, only the model does not see them); raises ``InputError`` when even the
+        new sections alone, after the last prefix section, do not fit."""
+
+        def cost(instrumental: bool, n_text: int, n_frames: int) -> int:  # <section:TAG> text <audio> v a … </audio>
+            return 2 + (1 if instrumental else n_text) + 2 * n_frames + 1
+
+        fixed = 3 + len(style_ids) + 1  # <bos> <style> style </style> … <eos>
+        new_cost = sum(cost(r.instrumental, len(r.text_ids), r.n_frames) for r in new)
+        prefix_costs = [cost(s.instrumental, len(s.text_ids), s.n_frames) for s in prefix]
+        dropped = 0
+        while fixed + new_cost + sum(prefix_costs[dropped:]) > self.context and dropped < len(prefix):
+            dropped += 1
+        keeps_context = not prefix or dropped < len(prefix)  # a continuation needs some of the song before it
+        if fixed + new_cost + sum(prefix_costs[dropped:]) > self.context or not keeps_context:
+            new_seconds = sum(r.n_frames for r in new) / FRAME_RATE_HZ
+            text_tokens = fixed + sum(cost(r.instrumental, len(r.text_ids), 0) for r in new)
+            most = (self.context - text_tokens - (prefix_costs[-1] if prefix else 0)) / (2 * FRAME_RATE_HZ)
+            what = "the new part" if prefix else "the song"
+            hint = "; re-sample one section at a time" if raise_for == "section" else ""
+            raise InputError(raise_for, f"{what} ({new_seconds:g} s with these lyrics) is too long for the LM's "
+                                        f"context of {self.context} tokens; at most {max(math.floor(most), 0)} s fit"
+                                        + hint)
+        return dropped
+
+    def _encode_upload(self, request: SongRequest, report: Progress, timings: dict) -> TrackTokens | None:
+        """Tokens of the upload: as the vocal stem (accompany), the instrumental (sing_over) or a mix (continue,
+        separated by the tokenizer's own head)."""
+        if request.upload is None:
+            return None
+        report(ProgressEvent("encode", 0, 1, "encoding the upload"))
+        clock = time.perf_counter()
+        samples = request.upload.samples
+        silence = np.zeros_like(samples)
+        if request.mode == "accompany":
+            tokens = self.tokenizer.encode(vocals=samples, accompaniment=silence)
+        elif request.mode == "sing_over":
+            tokens = self.tokenizer.encode(vocals=silence, accompaniment=samples)
+        else:
+            tokens = self.tokenizer.encode(mix=samples)
+        timings["encode"] = round(time.perf_counter() - clock, 3)
+        report(ProgressEvent("encode", 1, 1, "upload encoded"))
+        return tokens
+
+    @staticmethod
+    def _song_from_upload(tokens: TrackTokens, style_ids: list[int]) -> SongTokens:
+        """An uploaded song as unlabelled sung sections of about 6 s (its words and form are unknown)."""
+        shape = unlabelled_sections(len(tokens))
+        bounds = np.cumsum([0, *spread_frames([1.0] * len(shape), len(tokens), 1)]).tolist()
+        sections = [SectionTokens(tag, [], tokens.vocal[start:stop], tokens.accomp[start:stop], instrumental)
+                    for (tag, _, instrumental), start, stop in zip(shape, bounds[:-1], bounds[1:], strict=True)]
+        return SongTokens(list(style_ids), sections)
+
+    def _check_codes(self, vocal: np.ndarray, accomp: np.ndarray) -> None:
+        size = self.tokenizer.config.codebook_size
+        if vocal.max(initial=0) >= size or accomp.max(initial=0) >= size:
+            raise InputError("manifest", f"the tokens hold codes above {size - 1}, the size of this tokenizer's "
+                                         "codebooks: the manifest was made with another tokenizer")
+
+    def _version_warnings(self, manifest: dict) -> list[str]:
+        theirs = manifest.get("checkpoints")
+        if not isinstance(theirs, dict) or theirs == self.versions:
+            return []
+        changed = sorted(k for k in set(theirs) | set(self.versions) if theirs.get(k) != self.versions.get(k))
+        return [f"the manifest was made with other checkpoints ({', '.join(changed)}); the audio will differ from "
+                "the original"]
+
+    def _decoder_settings(self, steps: int | None, seed: int) -> dict:
+        """What the manifest records about decoding: the steps asked for (None: the decoders' default), the
+        steps each decoder then ran, and the seed of the flow noise."""
+        used = {track: steps if steps is not None else self.tokenizer.decoder(track).config.default_steps
+                for track in ("vocal", "accomp")}
+        return {"steps": steps, "steps_used": used, "seed": seed}
+
+    def _decode(self, vocal: np.ndarray, accomp: np.ndarray, steps: int | None, seed: int, mode: str | None,
+                report: Progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Both token tracks -> (vocals, accompaniment, mix) through the decoders and the vocoder; a cappella
+        songs keep only the vocals."""
+        report(ProgressEvent("decode", 0, 1, "decoding tokens to audio"))
+        tokens = TrackTokens(vocal, accomp, float(FRAME_RATE_HZ))
+        vocals, accompaniment, mix = self.tokenizer.decode(tokens, steps=steps, seed=seed)
+        expected = len(tokens) * self.samples_per_frame
+        if not len(vocals) == len(accompaniment) == len(mix) == expected:
+            raise RuntimeError(f"the decoder returned {len(vocals)}/{len(accompaniment)}/{len(mix)} samples for "
+                               f"{len(tokens)} frames; expected {expected}")
+        vocals, accompaniment, mix = (np.asarray(a, dtype=np.float32) for a in (vocals, accompaniment, mix))
+        if mode == "a_cappella":
+            accompaniment, mix = np.zeros_like(vocals), vocals.copy()
+        report(ProgressEvent("decode", 1, 1, "decoded"))
+        return vocals, accompaniment, mix
