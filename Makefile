@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/python -m corpus demo --out outputs/demo
+	.venv/bin/python app.py
 
 test: setup
 	.venv/bin/python -m pytest -q

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: festival singing voices, espeak-ng, fluidsynth and two General MIDI soundfonts for the
 # procedural corpus (reference/libraries.md §1.2, §3.4). Read from packages.txt so the Hugging Face Space
-# installs the same list.
-apt_packages=$(grep -vE '^\s*(#|$)' packages.txt | tr '\n' ' ')
+# installs the same list; packages-test.txt adds what only the tests need (a headless browser).
+apt_packages=$(cat packages.txt packages-test.txt | grep -vE '^\s*(#|$)' | tr '\n' ' ')
 missing=()
 for pkg in $apt_packages; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
