@@ -73,3 +73,36 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     model = DuoTokModel(config)
     read_weights(model, directory)
     return model.to(device).eval()
+
+
+def save_component(model: nn.Module, directory: str | Path, kind: str, config: dict,
+                   dtype: torch.dtype = torch.float32, metadata: dict[str, str] | None = None) -> None:
+    """A stage-4 part (``kind`` "vocoder" or "decoder") in a folder of its own: ``config.json`` with
+    ``"kind"`` + ``model.safetensors``, each written atomically."""
+    from corpus.audio_io import atomic_write_json
+
+    directory = Path(directory)
+    write_weights(model, directory, dtype, {"kind": kind, **(metadata or {})})
+    atomic_write_json(directory / "config.json", {"kind": kind, **config})
+
+
+def load_component(directory: str | Path, kind: str, config_from_dict, build, device: str | torch.device = "cpu"):
+    """Load a folder written by :func:`save_component`: checks the files and the kind, builds the model with
+    ``build(config_from_dict(data))`` and loads the weights strictly."""
+    import json
+
+    directory = Path(directory)
+    for name in ("config.json", "model.safetensors"):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory}: missing {name} (not a {kind} checkpoint folder)")
+    try:
+        data = json.loads((directory / "config.json").read_text())
+        found = data.pop("kind", None)
+        if found != kind:
+            raise ValueError(f'"kind" is {found!r}, expected {kind!r}')
+        config = config_from_dict(data)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{directory / 'config.json'}: invalid {kind} config ({error})") from error
+    model = build(config)
+    read_weights(model, directory)
+    return model.to(device).eval()

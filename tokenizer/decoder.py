@@ -23,7 +23,6 @@ through the vocoder, i.e. T·960 samples, the audio length the tokens came from 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tokenizer.checkpoint import CheckpointError, read_weights, write_weights
+from tokenizer.checkpoint import load_component, save_component
 from tokenizer.vocoder import ConvNeXtBlock
 
 KIND = "decoder"
@@ -276,26 +275,8 @@ class TrackDecoder(nn.Module):
 def save_decoder(model: TrackDecoder, directory: str | Path, dtype: torch.dtype = torch.float32,
                  metadata: dict[str, str] | None = None) -> None:
     """``directory/config.json`` (``"kind": "decoder"``) + ``model.safetensors``, each written atomically."""
-    from corpus.audio_io import atomic_write_json
-
-    directory = Path(directory)
-    write_weights(model, directory, dtype, {"kind": KIND, **(metadata or {})})
-    atomic_write_json(directory / "config.json", {"kind": KIND, **model.config.to_dict()})
+    save_component(model, directory, KIND, model.config.to_dict(), dtype, metadata)
 
 
 def load_decoder(directory: str | Path, device: str | torch.device = "cpu") -> TrackDecoder:
-    directory = Path(directory)
-    for name in ("config.json", "model.safetensors"):
-        if not (directory / name).is_file():
-            raise CheckpointError(f"{directory}: missing {name} (not a decoder checkpoint folder)")
-    try:
-        data = json.loads((directory / "config.json").read_text())
-        kind = data.pop("kind", None)
-        if kind != KIND:
-            raise ValueError(f'"kind" is {kind!r}, expected {KIND!r}')
-        config = DecoderConfig.from_dict(data)
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{directory / 'config.json'}: invalid decoder config ({error})") from error
-    model = TrackDecoder(config)
-    read_weights(model, directory)
-    return model.to(device).eval()
+    return load_component(directory, KIND, DecoderConfig.from_dict, TrackDecoder, device)

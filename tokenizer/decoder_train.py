@@ -24,15 +24,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 
 from corpus.audio_io import read_audio
 from tokenizer.checkpoint import from_pretrained
 from tokenizer.data import TRACK_FILES
 from tokenizer.decoder import TrackDecoder, get_decoder_config, save_decoder
 from tokenizer.tokenize_corpus import iter_records
-from tokenizer.training import TrainProgress, log_step, resume_latest, warmup_cosine
+from tokenizer.training import (
+    TrainProgress,
+    export_final,
+    log_step,
+    make_accelerator,
+    resume_latest,
+    warmup_cosine,
+)
 from tokenizer.vocoder import LatentMel, get_vocoder_config
 
 STEM_FOR_TRACK = {"vocal": "vocals", "accomp": "accompaniment"}
@@ -173,11 +179,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stage_dir = Path(args.run_dir) / f"decoder-{args.track}"
-    distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=distributed_cpu, gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
-        project_config=ProjectConfiguration(project_dir=str(stage_dir / "state"), automatic_checkpoint_naming=True,
-                                            total_limit=2))
+    accelerator = make_accelerator(stage_dir, args.grad_accum, args.mixed_precision)
     set_seed(args.seed)
     with accelerator.main_process_first():  # one process builds the cache, the others read it
         cache = load_or_build_cache(stage_dir / "cache.npz", args.tokens, args.data, args.track, args.limit_songs)
@@ -237,12 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model).eval()
         metadata = {"stage": "decoder", "track": args.track, "steps": str(progress.step)}
-        save_decoder(final, stage_dir / "final", metadata=metadata)
-        if args.export:
-            save_decoder(final, args.export, dtype=torch.float16, metadata=metadata)
-        accelerator.print(f"wrote {stage_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
+        export_final(accelerator, model, save_decoder, stage_dir, args.export, metadata)
     return 0
 
 

@@ -17,20 +17,26 @@ resumes from the newest state after a kill. At the end it writes ``<run-dir>/<st
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 
 from tokenizer.checkpoint import from_pretrained, save_pretrained
 from tokenizer.config import get_config
 from tokenizer.data import estimate_mel_stats, make_loader
 from tokenizer.model import DuoTokModel
-from tokenizer.training import TrainProgress, log_step, resume_latest, warmup_cosine
+from tokenizer.training import (
+    TrainProgress,
+    export_final,
+    log_step,
+    make_accelerator,
+    resume_latest,
+    warmup_cosine,
+)
 
 STAGES = ("ssl", "multitask", "codebook")
 PREVIOUS = {"multitask": "ssl", "codebook": "multitask"}
@@ -136,13 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         return stage_main(argv[:at] + argv[at + 2:])
     args = parse_args(argv)
     stage_dir = Path(args.run_dir) / args.stage
-    # torchrun on CPU-only machines: accelerate sets up gloo only when asked for its CPU backend; without it
-    # every rank believes it is the main process and they overwrite each other's checkpoints.
-    distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=distributed_cpu, gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
-        project_config=ProjectConfiguration(project_dir=str(stage_dir / "state"), automatic_checkpoint_naming=True,
-                                            total_limit=2))
+    accelerator = make_accelerator(stage_dir, args.grad_accum, args.mixed_precision)
     set_seed(args.seed)
     loader = make_loader(args.data, args.batch_size, args.crop_seconds, seed=args.seed, shuffle=True)
     model = build_model(args, accelerator, loader)
@@ -190,12 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model).eval()
         metadata = {"stage": args.stage, "steps": str(progress.step)}
-        save_pretrained(final, stage_dir / "final", metadata=metadata)
-        if args.export:
-            save_pretrained(final, args.export, dtype=torch.float16, metadata=metadata)
-        accelerator.print(f"wrote {stage_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
+        export_final(accelerator, model, save_pretrained, stage_dir, args.export, metadata)
     return 0
 
 

@@ -1,15 +1,43 @@
-"""Pieces shared by the tokenizer's training entries (encoder stages and vocoder): the registered step
-counter, the learning-rate schedule, and resuming from the newest accelerate state."""
+"""Pieces shared by the tokenizer's training entries (encoder stages, vocoder, decoders): the accelerator set-up,
+the registered step counter, the learning-rate schedule, resuming from the newest accelerate state, the step
+log, and the final export."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
+
+
+def make_accelerator(stage_dir: Path, grad_accum: int = 1, mixed_precision: str = "no") -> Accelerator:
+    """An accelerator that keeps its training states under ``stage_dir/state`` (automatic names, last two).
+
+    torchrun on CPU-only machines: accelerate sets up gloo only when asked for its CPU backend; without it
+    every rank believes it is the main process and they overwrite each other's checkpoints."""
+    distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(
+        cpu=distributed_cpu, gradient_accumulation_steps=grad_accum, mixed_precision=mixed_precision,
+        project_config=ProjectConfiguration(project_dir=str(Path(stage_dir) / "state"),
+                                            automatic_checkpoint_naming=True, total_limit=2))
+
+
+def export_final(accelerator: Accelerator, model, save: Callable, stage_dir: Path, export: str | None,
+                 metadata: dict[str, str]):
+    """Write ``stage_dir/final`` (fp32) and, with ``export``, the same weights in fp16 for shipping, through the
+    component's own ``save(model, directory, dtype=…, metadata=…)``. Main process only; returns the model."""
+    final = accelerator.unwrap_model(model).eval()
+    save(final, Path(stage_dir) / "final", metadata=metadata)
+    if export:
+        save(final, export, dtype=torch.float16, metadata=metadata)
+    accelerator.print(f"wrote {Path(stage_dir) / 'final'}" + (f" and {export}" if export else ""))
+    return final
 
 
 class TrainProgress:

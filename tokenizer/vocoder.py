@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tokenizer.checkpoint import CheckpointError, read_weights, write_weights
+from tokenizer.checkpoint import load_component, save_component
 
 LOG_FLOOR = 1e-5
 KIND = "vocoder"
@@ -318,27 +317,9 @@ def save_pretrained(model: Vocoder, directory: str | Path, dtype: torch.dtype = 
                     metadata: dict[str, str] | None = None) -> None:
     """Write ``directory/config.json`` (with ``"kind": "vocoder"``) and ``directory/model.safetensors``,
     each atomically; a folder of its own, e.g. ``checkpoints/duotok-tiny/vocoder/``."""
-    from corpus.audio_io import atomic_write_json
-
-    directory = Path(directory)
-    write_weights(model, directory, dtype, {"kind": KIND, **(metadata or {})})
-    atomic_write_json(directory / "config.json", {"kind": KIND, **model.config.to_dict()})
+    save_component(model, directory, KIND, model.config.to_dict(), dtype, metadata)
 
 
 def load_vocoder(directory: str | Path, device: str | torch.device = "cpu") -> Vocoder:
     """Load a folder written by :func:`save_pretrained`; every tensor must match the config (strict)."""
-    directory = Path(directory)
-    for name in ("config.json", "model.safetensors"):
-        if not (directory / name).is_file():
-            raise CheckpointError(f"{directory}: missing {name} (not a vocoder checkpoint folder)")
-    try:
-        data = json.loads((directory / "config.json").read_text())
-        kind = data.pop("kind", None)
-        if kind != KIND:
-            raise ValueError(f'"kind" is {kind!r}, expected {KIND!r}')
-        config = VocoderConfig.from_dict(data)
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{directory / 'config.json'}: invalid vocoder config ({error})") from error
-    model = Vocoder(config)
-    read_weights(model, directory)
-    return model.to(device).eval()
+    return load_component(directory, KIND, VocoderConfig.from_dict, Vocoder, device)

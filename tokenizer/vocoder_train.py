@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,12 +24,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 
 from corpus.reader import find_song_folders
 from tokenizer.data import TRACK_FILES, make_loader
-from tokenizer.training import TrainProgress, log_step, resume_latest, warmup_cosine
+from tokenizer.training import (
+    TrainProgress,
+    export_final,
+    log_step,
+    make_accelerator,
+    resume_latest,
+    warmup_cosine,
+)
 from tokenizer.vocoder import (
     Vocoder,
     get_vocoder_config,
@@ -152,12 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     stage_dir = Path(args.run_dir) / "vocoder"
-    # torchrun on CPU-only machines needs accelerate's CPU backend (see tokenizer/train.py)
-    distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(
-        cpu=distributed_cpu, gradient_accumulation_steps=args.grad_accum, mixed_precision=args.mixed_precision,
-        project_config=ProjectConfiguration(project_dir=str(stage_dir / "state"), automatic_checkpoint_naming=True,
-                                            total_limit=2))
+    accelerator = make_accelerator(stage_dir, args.grad_accum, args.mixed_precision)
     set_seed(args.seed)
     loader = make_loader(args.data, args.batch_size, args.crop_seconds, seed=args.seed, shuffle=True,
                          num_workers=args.num_workers)
@@ -203,12 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model).eval()
         metadata = {"stage": "vocoder", "steps": str(progress.step)}
-        save_pretrained(final, stage_dir / "final", metadata=metadata)
-        if args.export:
-            save_pretrained(final, args.export, dtype=torch.float16, metadata=metadata)
-        accelerator.print(f"wrote {stage_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
+        final = export_final(accelerator, model, save_pretrained, stage_dir, args.export, metadata)
         if args.eval_data:
             run_eval(final, args, args.eval_data, stage_dir / "eval.json")
     return 0
