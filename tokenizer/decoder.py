@@ -56,7 +56,10 @@ class DecoderConfig:
     # std of the noise added to the regression estimate where the flow starts (standardised mel units);
     # Grad-TTS uses 1 around its encoder mean; smaller keeps short CPU trainings close to the regression pitch
     prior_noise: float = 0.5
-    default_steps: int = 8
+    # Flow steps when the caller gives none. 0 = the regression estimate: on the tiny decoders (3,000 steps on
+    # this CPU) it measured better than 2, 4, 8 or 16 flow steps on mel L1 and STOI, and is 2x faster
+    # (bench/results/decoder_reconstruction.md); pitch was within noise. Larger budgets may change that.
+    default_steps: int = 0
     flow_loss_weight: float = 1.0
 
     def __post_init__(self):
