@@ -268,7 +268,10 @@ class _Stream:
         if self.cache is not None:
             kwargs[self.cache_argument] = self.cache
         output = self.model(input_ids=torch.tensor([self.pending], device=self.device), **kwargs)
-        self.cache = output.past_key_values
+        # the output names its cache like the argument (transformers 5.x: ``cache``; reading the old
+        # ``past_key_values`` name prints a deprecation warning on every call)
+        cache = output.get("cache")
+        self.cache = cache if cache is not None else output.past_key_values
         self.pending = []
         return output.logits[0, -1]
 
