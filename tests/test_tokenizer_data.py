@@ -221,3 +221,19 @@ def test_estimate_mel_stats_is_finite_and_positive(dataset):
     assert torch.isfinite(mean).all() and torch.isfinite(std).all()
     assert (std > 0).all()
     assert std.mean() > 0.1  # the tracks' different gains and the sawtooth's harmonics vary the bins
+
+
+def test_frame_phone_labels_name_the_phone_at_each_token_centre(dataset):
+    item = items_of(dataset, "edge")[0]
+    labels = item["phone_frames"].tolist()
+    assert len(labels) == dataset.crop_samples // dataset.samples_per_token == 25
+    # token k's centre is at (k + 0.5) * 0.04 s: pau (0..0.1) -> 0, hh (0.1..0.2), ay (0.2..0.96), t (0.96..1.0)
+    expected = []
+    for k in range(len(labels)):
+        centre = (k + 0.5) * 0.04
+        name = "hh" if 0.1 <= centre < 0.2 else "ay" if 0.2 <= centre < 0.96 else "t" if centre >= 0.96 else None
+        expected.append(phone_id(name) if name else 0)
+    assert labels == expected
+    batch = collate_crops(items_of(dataset, "short")[:2])
+    assert batch["phone_frames"].shape == (2, 25)
+    assert batch["phone_frames"][0].tolist().count(0) < 25  # "n" and "ow" are sung in the short song

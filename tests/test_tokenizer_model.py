@@ -56,6 +56,12 @@ def test_stage_forwards_have_shapes_from_the_hop_arithmetic():
     assert masks.min() >= 0 and masks.max() <= 1
     codebook = model.forward_codebook(audio, audio, phones, lengths)
     assert codebook["vocal_indices"].shape == (2, 50) and codebook["accomp_indices"].shape == (2, 50)
+    # frame-wise phone targets count only when their loss weight is set
+    frames = torch.randint(0, 48, (2, 50))
+    assert "frame_phone" not in model.forward_multitask(audio, stems, phones, lengths, frames)
+    weighted = DuoTokModel(small_config(loss_weights={**small_config().loss_weights, "frame_phone": 1.0}))
+    out = weighted.forward_multitask(audio, stems, phones, lengths, frames)
+    assert out["frame_phone"].isfinite() and out["frame_phone"] > 0
 
 
 def test_too_short_audio_is_a_clear_error():

@@ -113,6 +113,8 @@ class SongCropDataset(Dataset):
       a song shorter than the crop is zero-padded and ``valid_samples`` says how much of it is real.
     - ``phones``: int64 ``[n_phones]`` CTC ids of the phones whose [start, end] lies inside the crop, in
       time order (festival silences excluded); ``n_phones`` (int) and ``has_vocals`` (bool: any phone).
+    - ``phone_frames``: int64 ``[crop_samples // samples_per_token]``, the phone sung at each token frame's
+      centre (0: none).
     - ``song_id`` (str), ``start_sample`` (int, a multiple of ``samples_per_token``), ``valid_samples`` (int).
     """
 
@@ -175,6 +177,18 @@ class SongCropDataset(Dataset):
         padded[: len(mono)] = mono  # zero tail for songs shorter than the crop
         return padded
 
+    def phone_frames(self, song: SongEntry, crop_begin_s: float) -> np.ndarray:
+        """The phone id sung at the centre of each token frame of the crop, 0 where none (silence, no vocals):
+        frame-wise targets from the corpus's exact phone times, for the optional ``frame_phone`` loss."""
+        n_tokens = self.crop_samples // self.samples_per_token
+        centres = crop_begin_s + (np.arange(n_tokens) + 0.5) * self.samples_per_token / self.sample_rate
+        labels = np.zeros(n_tokens, dtype=np.int64)
+        if len(song.phone_starts):
+            index = np.searchsorted(song.phone_starts, centres, side="right") - 1
+            sung = (index >= 0) & (centres < song.phone_ends[np.clip(index, 0, None)])
+            labels[sung] = song.phone_ids[index[sung]]
+        return labels
+
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} crops")
@@ -190,6 +204,7 @@ class SongCropDataset(Dataset):
         phones = torch.from_numpy(song.phone_ids[inside].copy())
 
         return {
+            "phone_frames": torch.from_numpy(self.phone_frames(song, crop_begin_s)),
             "mix": torch.from_numpy(audio["mix"]),
             "vocals": torch.from_numpy(audio["vocals"]),
             "accompaniment": torch.from_numpy(audio["accompaniment"]),
@@ -217,6 +232,7 @@ def collate_crops(items: list[dict]) -> dict:
         **{key: torch.stack([item[key] for item in items]) for key in ("mix", "vocals", "accompaniment", "stems")},
         "phones": phones,
         "phone_lengths": lengths,
+        "phone_frames": torch.stack([item["phone_frames"] for item in items]),
         "has_vocals": torch.tensor([item["has_vocals"] for item in items], dtype=torch.bool),
         "start_sample": torch.tensor([item["start_sample"] for item in items], dtype=torch.long),
         "valid_samples": torch.tensor([item["valid_samples"] for item in items], dtype=torch.long),

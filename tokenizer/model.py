@@ -137,7 +137,8 @@ class DuoTokModel(nn.Module):
                 "masked_share": token_mask.float().mean().detach()}
 
     # ---- stage 2: multi-task with the noisy bottleneck -------------------------------------------------
-    def _frame_losses(self, out: dict, mel_target, chroma_target, phones, phone_lengths) -> dict[str, torch.Tensor]:
+    def _frame_losses(self, out: dict, mel_target, chroma_target, phones, phone_lengths,
+                      phone_frames=None) -> dict[str, torch.Tensor]:
         losses = {"mel": F.l1_loss(out["mel"], mel_target),
                   "chroma": (out["chroma"] - chroma_target).abs().sum(-1).mean()}
         if phones is not None:
@@ -145,6 +146,12 @@ class DuoTokModel(nn.Module):
             input_lengths = torch.full((log_probs.shape[1],), log_probs.shape[0], dtype=torch.long)
             losses["ctc"] = F.ctc_loss(log_probs, phones, input_lengths, phone_lengths, blank=0, reduction="mean",
                                        zero_infinity=True)
+        # Optional frame-wise phone targets (the corpus knows every phone's time) on the same head, blank = no
+        # phone, so greedy CTC decoding reads it unchanged. Computed only when its weight is set: CTC alone
+        # sat on its all-blank plateau in short CPU runs, and this is the direct signal that may lift it.
+        if phones is not None and phone_frames is not None and self.config.loss_weights.get("frame_phone", 0) > 0:
+            frames = phone_frames[:, : out["ctc"].shape[1]]
+            losses["frame_phone"] = F.nll_loss(out["ctc"][:, : frames.shape[1]].flatten(0, 1), frames.flatten())
         return losses
 
     def _weighted(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -152,14 +159,17 @@ class DuoTokModel(nn.Module):
         return sum(weights.get(name, 1.0) * value for name, value in losses.items())
 
     def forward_multitask(self, inputs: torch.Tensor, stems: torch.Tensor, phones: torch.Tensor,
-                          phone_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+                          phone_lengths: torch.Tensor, phone_frames: torch.Tensor | None = None
+                          ) -> dict[str, torch.Tensor]:
         """``inputs [B, N]`` (a mix or a single track), ``stems [B, 4, N]`` (what the input contains, zeros
-        for absent stems), phones ``[B, L]`` padded with ``phone_lengths`` (0 where no vocals)."""
+        for absent stems), phones ``[B, L]`` padded with ``phone_lengths`` (0 where no vocals), optionally
+        ``phone_frames [B, T]`` (the phone at each token frame, 0 for none)."""
         spec, mel = self.analyse(inputs)
         normalised = self.normalise(mel)
         hidden = self.upper(self.bottleneck(self.encode_lower(normalised)))
         out = self.heads(hidden)
-        losses = self._frame_losses(out, normalised, self.frontend.chroma(spec=spec), phones, phone_lengths)
+        losses = self._frame_losses(out, normalised, self.frontend.chroma(spec=spec), phones, phone_lengths,
+                                    phone_frames)
         n_mel = spec.shape[1]
         stem_mag = torch.stack([self.frontend.stft(stems[:, k])[:, :n_mel].abs() for k in range(stems.shape[1])], 1)
         estimate = out["masks"] * spec.abs()[:, None]
@@ -184,14 +194,15 @@ class DuoTokModel(nn.Module):
         return decoded, indices, commit, {"spec": spec, "normalised": normalised}
 
     def forward_codebook(self, vocals: torch.Tensor, accompaniment: torch.Tensor, phones: torch.Tensor,
-                         phone_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+                         phone_lengths: torch.Tensor, phone_frames: torch.Tensor | None = None
+                         ) -> dict[str, torch.Tensor]:
         result: dict[str, torch.Tensor] = {}
         total = 0.0
         for track, audio in (("vocal", vocals), ("accomp", accompaniment)):
             decoded, indices, commit, analysis = self.quantize(audio, track)
             out = self.quantized_heads(self.quantized_upper(decoded))
             losses = self._frame_losses(out, analysis["normalised"], self.frontend.chroma(spec=analysis["spec"]),
-                                        phones if track == "vocal" else None, phone_lengths)
+                                        phones if track == "vocal" else None, phone_lengths, phone_frames)
             losses["commit"] = commit
             total = total + self._weighted(losses)
             result.update({f"{track}_{k}": v.detach() for k, v in losses.items()})

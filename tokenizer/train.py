@@ -43,10 +43,11 @@ PREVIOUS = {"multitask": "ssl", "codebook": "multitask"}
 STAGE4_ENTRIES = {"vocoder": "tokenizer.vocoder_train", "decoder": "tokenizer.decoder_train"}
 
 
-def choose_inputs(batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def choose_inputs(batch: dict, generator: torch.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stages 1-2 see mixes half of the time and single tracks otherwise, so the encoder works on both
-    (stage 3 feeds it isolated stems). Returns the inputs, the stems they contain, and the phone lengths
-    (zero where the input has no vocals)."""
+    (stage 3 feeds it isolated stems). Returns the inputs, the stems they contain, the phone lengths and the
+    frame-wise phone labels (zero where the input has no vocals)."""
     b = batch["mix"].shape[0]
     pick = torch.randint(0, 4, (b,), generator=generator)  # 0,1: mix, 2: vocals, 3: accompaniment
     stems = batch["stems"].clone()
@@ -58,7 +59,9 @@ def choose_inputs(batch: dict, generator: torch.Generator) -> tuple[torch.Tensor
     stems[accomp_only, 0] = 0
     lengths = batch["phone_lengths"].clone()
     lengths[accomp_only] = 0
-    return inputs, stems, lengths
+    frames = batch["phone_frames"].clone()
+    frames[accomp_only] = 0
+    return inputs, stems, lengths, frames
 
 
 def frozen_lower_layers(step: int, total: int, n_layers: int) -> int:
@@ -78,13 +81,14 @@ def apply_freezing(model: DuoTokModel, n_frozen: int) -> None:
 def run_step(model, stage: str, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """One stage forward through ``model(...)`` (the accelerate-wrapped module, so DDP syncs gradients)."""
     if stage == "ssl":
-        inputs, _, _ = choose_inputs(batch, generator)
+        inputs, *_ = choose_inputs(batch, generator)
         return model("ssl", audio=inputs)
     if stage == "multitask":
-        inputs, stems, lengths = choose_inputs(batch, generator)
-        return model("multitask", inputs=inputs, stems=stems, phones=batch["phones"], phone_lengths=lengths)
+        inputs, stems, lengths, frames = choose_inputs(batch, generator)
+        return model("multitask", inputs=inputs, stems=stems, phones=batch["phones"], phone_lengths=lengths,
+                     phone_frames=frames)
     return model("codebook", vocals=batch["vocals"], accompaniment=batch["accompaniment"], phones=batch["phones"],
-                 phone_lengths=batch["phone_lengths"])
+                 phone_lengths=batch["phone_lengths"], phone_frames=batch["phone_frames"])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
