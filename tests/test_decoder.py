@@ -180,3 +180,15 @@ def test_training_cli_runs_a_step_and_resumes(tmp_path):
     decoder = load_decoder(tmp_path / "export")
     assert decoder.code_table.abs().sum() > 0  # the tokenizer's codebook was copied in
     assert decoder.mel_std.min() > 0
+
+
+def test_paper_config_builds_and_takes_a_training_step():
+    """The GPU-size decoder (12 + 12 layers, d 768, 32,768 codes) builds and back-propagates on a short crop."""
+    from tokenizer.decoder import get_decoder_config
+
+    model = TrackDecoder(get_decoder_config("paper", "vocal"))
+    assert sum(p.numel() for p in model.parameters()) > 150e6
+    indices = torch.randint(0, model.config.codebook_size, (1, 4))
+    out = model.losses(indices, torch.randn(1, 8, model.config.n_mels))
+    out["loss"].backward()
+    assert out["loss"].isfinite() and model.prior_head.weight.grad is not None
