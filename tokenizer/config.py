@@ -10,8 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+class DictConfig:
+    """``to_dict`` / ``from_dict`` for the tokenizer's config dataclasses (encoder, vocoder, decoders): a key the
+    class does not know is an error, so a typo in a config.json cannot pass silently."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**data)
+
+
 @dataclass
-class DuoTokConfig:
+class DuoTokConfig(DictConfig):
     name: str = "tiny"
     # audio front end: mel at 100 Hz, conv subsampling x4 -> 25 Hz tokens
     sample_rate: int = 24_000
@@ -60,17 +75,6 @@ class DuoTokConfig:
         import math
 
         return 2 * self.token_rate * math.log2(self.codebook_size)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DuoTokConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown Duo-Tok config keys: {sorted(unknown)}")
-        return cls(**data)
 
     def save(self, path: str | Path) -> None:
         from corpus.audio_io import atomic_write_json

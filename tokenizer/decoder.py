@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tokenizer.checkpoint import load_component, save_component
+from tokenizer.config import DictConfig
 from tokenizer.vocoder import ConvNeXtBlock
 
 KIND = "decoder"
@@ -39,7 +40,7 @@ TRACKS = ("vocal", "accomp")
 
 
 @dataclass
-class DecoderConfig:
+class DecoderConfig(DictConfig):
     name: str = "tiny"
     track: str = "vocal"
     codebook_size: int = 1024
@@ -68,16 +69,6 @@ class DecoderConfig:
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} must be divisible by n_heads {self.n_heads}")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DecoderConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown decoder config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 DECODER_CONFIGS = {
@@ -222,6 +213,12 @@ class TrackDecoder(nn.Module):
         return mel * self.mel_std + self.mel_mean
 
     # --------------------------------------------------------------------------------------- training
+    def forward(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None
+                ) -> dict[str, torch.Tensor]:
+        """The training forward is :meth:`losses`: trainers call ``model(indices, mel)`` through their DDP
+        wrapper, which only all-reduces gradients of calls that go through it."""
+        return self.losses(indices, mel, generator)
+
     def losses(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None
                ) -> dict[str, torch.Tensor]:
         """``indices [B, T]``, target log-mel ``mel [B, 2T, n_mels]`` -> ``{"prior", "flow", "loss"}``.

@@ -33,6 +33,7 @@ from tokenizer.decoder import TrackDecoder, get_decoder_config, save_decoder
 from tokenizer.tokenize_corpus import iter_records
 from tokenizer.training import (
     TrainProgress,
+    apply_update,
     export_final,
     log_step,
     make_accelerator,
@@ -221,13 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seed + 1_000_003 * progress.step + accelerator.process_index)
         indices, mel = cache.batch(args.batch_size, args.crop_tokens, generator)
         with accelerator.accumulate(model):
-            out = unwrapped.losses(indices.to(accelerator.device), mel.to(accelerator.device), generator)
-            accelerator.backward(out["loss"])
-            if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            out = model(indices.to(accelerator.device), mel.to(accelerator.device), generator)
+            apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
         progress.step += 1
         if eval_cache is not None and (progress.step % args.eval_every == 0 or progress.step == args.steps):
             out = {**out, **{k: torch.tensor(v) for k, v in validation_losses(unwrapped, eval_cache,

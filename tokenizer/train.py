@@ -31,6 +31,7 @@ from tokenizer.data import estimate_mel_stats, make_loader
 from tokenizer.model import DuoTokModel
 from tokenizer.training import (
     TrainProgress,
+    apply_update,
     export_final,
     log_step,
     make_accelerator,
@@ -179,12 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 apply_freezing(unwrapped, frozen_lower_layers(progress.step, args.steps, len(unwrapped.lower.layers)))
             with accelerator.accumulate(model):
                 out = run_step(model, args.stage, batch, generator)
-                accelerator.backward(out["loss"])
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_([p for p in trainable if p.requires_grad], 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                apply_update(accelerator, out["loss"], [p for p in trainable if p.requires_grad], optimizer, scheduler)
             progress.step += 1
             if progress.step % args.log_every == 0 or progress.step == args.steps:
                 log_step(accelerator, log_path, progress.step, started, scheduler.get_last_lr()[0], out)

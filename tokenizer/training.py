@@ -40,6 +40,17 @@ def export_final(accelerator: Accelerator, model, save: Callable, stage_dir: Pat
     return final
 
 
+def apply_update(accelerator: Accelerator, loss: torch.Tensor, parameters, optimizer, scheduler,
+                 max_grad_norm: float = 1.0) -> None:
+    """Backward, clip (on the steps where accumulated gradients are applied), optimizer and schedule step."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+
+
 class TrainProgress:
     """The step counter, saved with accelerate's state so a resumed run continues where it stopped."""
 

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tokenizer.checkpoint import load_component, save_component
+from tokenizer.config import DictConfig
 
 LOG_FLOOR = 1e-5
 KIND = "vocoder"
@@ -33,7 +34,7 @@ LOSS_NAMES = ("mel", "multiscale_mel", "stft_sc", "stft_mag")
 
 
 @dataclass
-class VocoderConfig:
+class VocoderConfig(DictConfig):
     name: str = "tiny"
     # latent: 50 Hz log-mel (magnitude, HTK mel without area normalisation, log with a floor of 1e-5)
     sample_rate: int = 24_000
@@ -72,16 +73,6 @@ class VocoderConfig:
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> VocoderConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown vocoder config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 VOCODER_CONFIGS = {

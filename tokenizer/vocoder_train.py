@@ -30,6 +30,7 @@ from corpus.reader import find_song_folders
 from tokenizer.data import TRACK_FILES, make_loader
 from tokenizer.training import (
     TrainProgress,
+    apply_update,
     export_final,
     log_step,
     make_accelerator,
@@ -188,12 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             with accelerator.accumulate(model):
                 audio = audio[..., : audio.shape[-1] // hop * hop]
                 out = unwrapped.compute_losses(audio, model(unwrapped.latent(audio)))
-                accelerator.backward(out["loss"])
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
             progress.step += 1
             if progress.step % args.log_every == 0 or progress.step == args.steps:
                 log_step(accelerator, log_path, progress.step, started, scheduler.get_last_lr()[0], out)
