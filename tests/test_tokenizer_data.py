@@ -237,3 +237,25 @@ def test_frame_phone_labels_name_the_phone_at_each_token_centre(dataset):
     batch = collate_crops(items_of(dataset, "short")[:2])
     assert batch["phone_frames"].shape == (2, 25)
     assert batch["phone_frames"][0].tolist().count(0) < 25  # "n" and "ow" are sung in the short song
+
+
+def test_pitch_labels_are_the_sung_semitone_of_each_token_frame(tmp_path):
+    from tokenizer.data import PITCH_LOW_MIDI
+
+    write_song(tmp_path / "sung", RATE, [("ay", 0.1, 0.9)])
+    meta = json.loads((tmp_path / "sung" / "meta.json").read_text())
+    # F0 every 10 ms: 0.2 s unvoiced, A3 (220 Hz, MIDI 57) a little sharp, C4 (MIDI 60), then one token
+    # frame with a single voiced value (not enough) and the rest unvoiced
+    hz = [0.0] * 20 + [224.0] * 40 + [261.63] * 20 + [0.0, 0.0, 0.0, 300.0] + [0.0] * 16
+    meta["f0"] = {"hop_seconds": 0.01, "hz": hz}
+    (tmp_path / "sung" / "meta.json").write_text(json.dumps(meta))
+    item = SongCropDataset(tmp_path, crop_seconds=1.0, crops_per_song=1)[0]
+    labels = item["pitch_frames"].tolist()
+    a3, c4 = 57 - PITCH_LOW_MIDI + 1, 60 - PITCH_LOW_MIDI + 1
+    assert labels == [0] * 5 + [a3] * 10 + [c4] * 5 + [0] * 5
+
+
+def test_songs_without_an_f0_track_have_no_pitch_labels(dataset):
+    batch = collate_crops(items_of(dataset, "long")[:2])
+    assert batch["pitch_frames"].shape == (2, 25)
+    assert batch["pitch_frames"].eq(0).all()

@@ -128,6 +128,32 @@ def test_save_load_round_trip_is_strict(tmp_path):
         from_pretrained(tmp_path / "ck")
 
 
+def test_config_updates_add_a_fresh_pitch_head_and_keep_every_trained_weight(tmp_path):
+    torch.manual_seed(0)
+    model = DuoTokModel(small_config()).eval()
+    save_pretrained(model, tmp_path / "ck")
+    updated = from_pretrained(tmp_path / "ck", config_updates={"n_pitch_classes": 49,
+                                                               "loss_weights": {"frame_pitch": 1.0}})
+    assert updated.config.n_pitch_classes == 49
+    assert updated.config.loss_weights["frame_pitch"] == 1.0 and updated.config.loss_weights["mel"] == 1.0
+    state = updated.state_dict()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(state[name], tensor), name
+    assert state["quantized_heads.pitch.weight"].shape == (49, model.config.d_model)
+    # the pitch head adds a loss on the vocal branch only, and its gradient reaches the vocal codebook path
+    audio = torch.randn(2, SR)
+    pitches = torch.randint(0, 49, (2, 25))
+    out = updated.train().forward_codebook(audio, audio, torch.ones(2, 3, dtype=torch.long),
+                                           torch.full((2,), 3), pitch_frames=pitches)
+    assert out["vocal_frame_pitch"].isfinite() and "accomp_frame_pitch" not in out
+    out["loss"].backward()
+    assert updated.vocal_branch.proj_in.weight.grad.abs().sum() > 0
+    with pytest.raises(CheckpointError, match="invalid config update"):
+        from_pretrained(tmp_path / "ck", config_updates={"n_pitch_clases": 49})
+    with pytest.raises(CheckpointError, match="do not match"):  # an update that reshapes trained weights
+        from_pretrained(tmp_path / "ck", config_updates={"codebook_size": 64})
+
+
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"missing config\.json"):
         from_pretrained(tmp_path)
@@ -179,9 +205,13 @@ def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_p
     assert steps == [1, 2, 3]
     assert train_main(["--stage", "multitask", "--steps", "1", *common]) == 0
     export = tmp_path / "export"
-    assert train_main(["--stage", "codebook", "--steps", "1", "--export", str(export), *common]) == 0
+    updates = '{"n_pitch_classes": 49, "loss_weights": {"frame_pitch": 1.0, "frame_phone": 1.0}}'
+    assert train_main(["--stage", "codebook", "--steps", "1", "--export", str(export), "--config-updates", updates,
+                       *common]) == 0
     model = from_pretrained(export)
-    assert model.config.codebook_size == 32
+    assert model.config.codebook_size == 32 and model.config.n_pitch_classes == 49
+    logged = json.loads((run / "codebook" / "log.jsonl").read_text().splitlines()[-1])
+    assert "vocal_frame_pitch" in logged and "vocal_frame_phone" in logged
 
 
 def test_a_stage_without_its_predecessor_says_so(tiny_songs, tmp_path):

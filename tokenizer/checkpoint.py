@@ -36,9 +36,10 @@ def write_weights(model: nn.Module, directory: Path, dtype: torch.dtype = torch.
         raise
 
 
-def read_weights(model: nn.Module, directory: Path) -> None:
+def read_weights(model: nn.Module, directory: Path, new_keys: frozenset[str] = frozenset()) -> None:
     """Load ``directory/model.safetensors`` into ``model`` strictly (casting to the model's dtypes), with
-    clear errors for unreadable or mismatching files."""
+    clear errors for unreadable or mismatching files. ``new_keys`` may be absent from the file (parts that a
+    config update added, which keep their fresh initialisation); nothing else may."""
     try:
         state = load_file(directory / "model.safetensors")
     except Exception as error:  # safetensors raises its own error types for truncated or corrupt files
@@ -46,9 +47,12 @@ def read_weights(model: nn.Module, directory: Path) -> None:
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     try:
-        model.load_state_dict(state, strict=True)
+        missing, unexpected = model.load_state_dict(state, strict=not new_keys)
     except RuntimeError as error:
         raise CheckpointError(f"{directory}: weights do not match config.json ({error})") from error
+    if unexpected or set(missing) - new_keys:
+        raise CheckpointError(f"{directory}: weights do not match config.json (missing "
+                              f"{sorted(set(missing) - new_keys)}, unexpected {sorted(unexpected)})")
 
 
 def save_pretrained(model: DuoTokModel, directory: str | Path, dtype: torch.dtype = torch.float32,
@@ -60,8 +64,24 @@ def save_pretrained(model: DuoTokModel, directory: str | Path, dtype: torch.dtyp
     model.config.save(directory / "config.json")
 
 
-def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> DuoTokModel:
-    """Load a folder written by ``save_pretrained``; every tensor must match the config (strict)."""
+def update_config(config: DuoTokConfig, updates: dict) -> DuoTokConfig:
+    """``config`` with ``updates`` applied; ``loss_weights`` merge key by key, unknown keys are an error."""
+    data = config.to_dict()
+    for key, value in updates.items():
+        if key == "loss_weights":
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return DuoTokConfig.from_dict(data)
+
+
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
+                    config_updates: dict | None = None) -> DuoTokModel:
+    """Load a folder written by ``save_pretrained``; every tensor must match the config (strict).
+
+    ``config_updates`` (for fine-tuning, e.g. ``{"n_pitch_classes": 49, "loss_weights": {"frame_pitch": 1}}``)
+    changes the config before the weights load: parts the update adds start fresh, every other tensor must
+    still be in the file with its shape."""
     directory = Path(directory)
     for name in ("config.json", "model.safetensors"):
         if not (directory / name).is_file():
@@ -70,8 +90,17 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
         config = DuoTokConfig.load(directory / "config.json")
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{directory / 'config.json'}: invalid config ({error})") from error
-    model = DuoTokModel(config)
-    read_weights(model, directory)
+    new_keys: frozenset[str] = frozenset()
+    if config_updates:
+        try:
+            updated = update_config(config, config_updates)
+        except (ValueError, TypeError) as error:
+            raise CheckpointError(f"invalid config update {config_updates} ({error})") from error
+        model = DuoTokModel(updated)
+        new_keys = frozenset(model.state_dict()) - frozenset(DuoTokModel(config).state_dict())
+    else:
+        model = DuoTokModel(config)
+    read_weights(model, directory, new_keys)
     return model.to(device).eval()
 
 

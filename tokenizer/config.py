@@ -55,8 +55,11 @@ class DuoTokConfig(DictConfig):
     noise_scale: float = 1.0  # times the running std of the bottleneck
     n_stems: int = 4  # vocals, drums, bass, other
     n_ctc_tokens: int = 48  # blank + festival phones (tokenizer/phones.py)
+    # frame-wise pitch head (0 = none): the sung note at each token frame, classes in tokenizer/data.py
+    n_pitch_classes: int = 0
     loss_weights: dict[str, float] = field(default_factory=lambda: {
-        "mel": 1.0, "chroma": 1.0, "separation": 1.0, "ctc": 0.2, "commit": 1.0, "frame_phone": 0.0})
+        "mel": 1.0, "chroma": 1.0, "separation": 1.0, "ctc": 0.2, "commit": 1.0, "frame_phone": 0.0,
+        "frame_pitch": 0.0})
     # stage 3: dual SimVQ
     codebook_size: int = 1024
     codebook_dim: int = 64

@@ -59,11 +59,24 @@ class SongEntry:
     phone_starts: np.ndarray  # float64 seconds
     phone_ends: np.ndarray
     phone_ids: np.ndarray  # int64
+    f0_hz: np.ndarray  # float32, the sung F0 every ``f0_hop_s`` seconds from the start (0: unvoiced)
+    f0_hop_s: float
 
 
-def _read_phones(meta_path: Path, song_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# Frame-wise pitch classes (the optional ``frame_pitch`` loss): 0 = unvoiced, 1 … PITCH_CLASSES - 1 = the
+# MIDI notes PITCH_LOW_MIDI … PITCH_LOW_MIDI + PITCH_CLASSES - 2 (C2 … B5, every voice of the corpus).
+PITCH_LOW_MIDI = 36
+PITCH_CLASSES = 49
+
+
+def _read_f0(meta: dict) -> tuple[np.ndarray, float]:
+    """The sung F0 track of meta.json (``f0.hz`` every ``f0.hop_seconds``); empty for instrumental songs."""
+    track = meta.get("f0") or {}
+    return np.asarray(track.get("hz", []), dtype=np.float32), float(track.get("hop_seconds", 0.01))
+
+
+def _read_phones(meta: dict, meta_path: Path, song_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(starts, ends, ids) of every non-silent phone in meta.json's words → syllables → phones."""
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
     timed: list[tuple[float, float, int]] = []
     for word in meta.get("words", []):  # instrumental songs have no words: no phones, has_vocals False
         for syllable in word.get("syllables", []):
@@ -99,8 +112,10 @@ def _inspect_folder(folder: Path, sample_rate: int) -> tuple[SongEntry | None, s
             # Crops are read without resampling (seeking in a resampled stream is not sample-exact).
             return None, f"{name} is {info.samplerate} Hz, expected {sample_rate} Hz"
         lengths.append(info.frames)
-    starts, ends, ids = _read_phones(folder / "meta.json", folder.name)
-    return SongEntry(folder.name, folder, min(lengths), starts, ends, ids), None
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    starts, ends, ids = _read_phones(meta, folder / "meta.json", folder.name)
+    f0_hz, f0_hop_s = _read_f0(meta)
+    return SongEntry(folder.name, folder, min(lengths), starts, ends, ids, f0_hz, f0_hop_s), None
 
 
 class SongCropDataset(Dataset):
@@ -114,7 +129,7 @@ class SongCropDataset(Dataset):
     - ``phones``: int64 ``[n_phones]`` CTC ids of the phones whose [start, end] lies inside the crop, in
       time order (festival silences excluded); ``n_phones`` (int) and ``has_vocals`` (bool: any phone).
     - ``phone_frames``: int64 ``[crop_samples // samples_per_token]``, the phone sung at each token frame's
-      centre (0: none).
+      centre (0: none); ``pitch_frames``: int64, same length, the sung note's pitch class (0: unvoiced).
     - ``song_id`` (str), ``start_sample`` (int, a multiple of ``samples_per_token``), ``valid_samples`` (int).
     """
 
@@ -189,6 +204,29 @@ class SongCropDataset(Dataset):
             labels[sung] = song.phone_ids[index[sung]]
         return labels
 
+    def pitch_frames(self, song: SongEntry, crop_begin_s: float) -> np.ndarray:
+        """The sung note of each token frame of the crop as a pitch class (module constants), 0 where fewer
+        than half of the frame's F0 values are voiced: the median voiced F0 rounded to a semitone. Targets
+        for the optional ``frame_pitch`` loss, which puts the melody into the vocal tokens."""
+        n_tokens = self.crop_samples // self.samples_per_token
+        labels = np.zeros(n_tokens, dtype=np.int64)
+        if not len(song.f0_hz):
+            return labels
+        token_s = self.samples_per_token / self.sample_rate
+        per_token = max(1, round(token_s / song.f0_hop_s))
+        first = round(crop_begin_s / song.f0_hop_s)
+        window = np.zeros(n_tokens * per_token, dtype=np.float32)
+        available = song.f0_hz[first: first + len(window)]
+        window[: len(available)] = available
+        window = window.reshape(n_tokens, per_token)
+        voiced = window > 0
+        enough = voiced.sum(1) * 2 >= per_token
+        if enough.any():
+            median = np.nanmedian(np.where(voiced, window, np.nan)[enough], axis=1)
+            midi = np.rint(69 + 12 * np.log2(median / 440.0)).astype(np.int64)
+            labels[enough] = np.clip(midi - PITCH_LOW_MIDI + 1, 1, PITCH_CLASSES - 1)
+        return labels
+
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} crops")
@@ -205,6 +243,7 @@ class SongCropDataset(Dataset):
 
         return {
             "phone_frames": torch.from_numpy(self.phone_frames(song, crop_begin_s)),
+            "pitch_frames": torch.from_numpy(self.pitch_frames(song, crop_begin_s)),
             "mix": torch.from_numpy(audio["mix"]),
             "vocals": torch.from_numpy(audio["vocals"]),
             "accompaniment": torch.from_numpy(audio["accompaniment"]),
@@ -233,6 +272,7 @@ def collate_crops(items: list[dict]) -> dict:
         "phones": phones,
         "phone_lengths": lengths,
         "phone_frames": torch.stack([item["phone_frames"] for item in items]),
+        "pitch_frames": torch.stack([item["pitch_frames"] for item in items]),
         "has_vocals": torch.tensor([item["has_vocals"] for item in items], dtype=torch.bool),
         "start_sample": torch.tensor([item["start_sample"] for item in items], dtype=torch.long),
         "valid_samples": torch.tensor([item["valid_samples"] for item in items], dtype=torch.long),

@@ -52,12 +52,13 @@ class DuoTokModel(nn.Module):
         self.ssl_head = nn.Linear(c.d_model, c.ssl_codebook_size * c.ssl_num_codebooks)
         self.bottleneck = NoisyBottleneck(c.d_model, c.bottleneck_dim, c.noise_prob, c.noise_scale)
         n_freq = c.n_fft // 2 + 1
-        self.heads = FrameHeads(c.d_model, c.n_mels, n_freq, c.n_stems, c.n_ctc_tokens, c.subsampling, True)
+        self.heads = FrameHeads(c.d_model, c.n_mels, n_freq, c.n_stems, c.n_ctc_tokens, c.subsampling, True,
+                                c.n_pitch_classes)
         self.vocal_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size)
         self.accomp_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size)
         self.quantized_upper = TransformerStack(c.upper_layers, c.d_model, c.n_heads, c.ffn_dim, c.dropout)
         self.quantized_heads = FrameHeads(c.d_model, c.n_mels, n_freq, c.n_stems, c.n_ctc_tokens, c.subsampling,
-                                          False)
+                                          False, c.n_pitch_classes)
 
     # ---- shared pieces -------------------------------------------------------------------------------
     def analyse(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +139,7 @@ class DuoTokModel(nn.Module):
 
     # ---- stage 2: multi-task with the noisy bottleneck -------------------------------------------------
     def _frame_losses(self, out: dict, mel_target, chroma_target, phones, phone_lengths,
-                      phone_frames=None) -> dict[str, torch.Tensor]:
+                      phone_frames=None, pitch_frames=None) -> dict[str, torch.Tensor]:
         losses = {"mel": F.l1_loss(out["mel"], mel_target),
                   "chroma": (out["chroma"] - chroma_target).abs().sum(-1).mean()}
         if phones is not None:
@@ -152,6 +153,12 @@ class DuoTokModel(nn.Module):
         if phones is not None and phone_frames is not None and self.config.loss_weights.get("frame_phone", 0) > 0:
             frames = phone_frames[:, : out["ctc"].shape[1]]
             losses["frame_phone"] = F.nll_loss(out["ctc"][:, : frames.shape[1]].flatten(0, 1), frames.flatten())
+        # Optional frame-wise sung note (class 0 = unvoiced), from the corpus's F0 track: the mel and chroma
+        # losses alone let the vocal codebook keep too little of the melody (a decoder re-sang 6% of frames
+        # within 50 cents), so this asks the tokens for the note directly.
+        if pitch_frames is not None and "pitch" in out and self.config.loss_weights.get("frame_pitch", 0) > 0:
+            frames = pitch_frames[:, : out["pitch"].shape[1]]
+            losses["frame_pitch"] = F.nll_loss(out["pitch"][:, : frames.shape[1]].flatten(0, 1), frames.flatten())
         return losses
 
     def _weighted(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -159,17 +166,18 @@ class DuoTokModel(nn.Module):
         return sum(weights.get(name, 1.0) * value for name, value in losses.items())
 
     def forward_multitask(self, inputs: torch.Tensor, stems: torch.Tensor, phones: torch.Tensor,
-                          phone_lengths: torch.Tensor, phone_frames: torch.Tensor | None = None
-                          ) -> dict[str, torch.Tensor]:
+                          phone_lengths: torch.Tensor, phone_frames: torch.Tensor | None = None,
+                          pitch_frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``inputs [B, N]`` (a mix or a single track), ``stems [B, 4, N]`` (what the input contains, zeros
         for absent stems), phones ``[B, L]`` padded with ``phone_lengths`` (0 where no vocals), optionally
-        ``phone_frames [B, T]`` (the phone at each token frame, 0 for none)."""
+        ``phone_frames [B, T]`` (the phone at each token frame, 0 for none) and ``pitch_frames [B, T]`` (the
+        sung note's class, 0 for none)."""
         spec, mel = self.analyse(inputs)
         normalised = self.normalise(mel)
         hidden = self.upper(self.bottleneck(self.encode_lower(normalised)))
         out = self.heads(hidden)
         losses = self._frame_losses(out, normalised, self.frontend.chroma(spec=spec), phones, phone_lengths,
-                                    phone_frames)
+                                    phone_frames, pitch_frames)
         n_mel = spec.shape[1]
         stem_mag = torch.stack([self.frontend.stft(stems[:, k])[:, :n_mel].abs() for k in range(stems.shape[1])], 1)
         estimate = out["masks"] * spec.abs()[:, None]
@@ -194,15 +202,17 @@ class DuoTokModel(nn.Module):
         return decoded, indices, commit, {"spec": spec, "normalised": normalised}
 
     def forward_codebook(self, vocals: torch.Tensor, accompaniment: torch.Tensor, phones: torch.Tensor,
-                         phone_lengths: torch.Tensor, phone_frames: torch.Tensor | None = None
-                         ) -> dict[str, torch.Tensor]:
+                         phone_lengths: torch.Tensor, phone_frames: torch.Tensor | None = None,
+                         pitch_frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         result: dict[str, torch.Tensor] = {}
         total = 0.0
         for track, audio in (("vocal", vocals), ("accomp", accompaniment)):
             decoded, indices, commit, analysis = self.quantize(audio, track)
             out = self.quantized_heads(self.quantized_upper(decoded))
+            vocal = track == "vocal"
             losses = self._frame_losses(out, analysis["normalised"], self.frontend.chroma(spec=analysis["spec"]),
-                                        phones if track == "vocal" else None, phone_lengths, phone_frames)
+                                        phones if vocal else None, phone_lengths, phone_frames,
+                                        pitch_frames if vocal else None)
             losses["commit"] = commit
             total = total + self._weighted(losses)
             result.update({f"{track}_{k}": v.detach() for k, v in losses.items()})

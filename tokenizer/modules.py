@@ -98,10 +98,11 @@ class QuantizedBranch(nn.Module):
 
 class FrameHeads(nn.Module):
     """Heads at the mel frame rate after ×4 transposed-conv upsampling: log-mel, chroma and (optionally)
-    separation masks over the mixture STFT; plus a CTC phone head at the token rate."""
+    separation masks over the mixture STFT; plus a CTC phone head and (``n_pitch > 0``) a sung-note head at
+    the token rate."""
 
     def __init__(self, d_model: int, n_mels: int, n_freq: int, n_stems: int, n_ctc: int, subsampling: int,
-                 with_masks: bool):
+                 with_masks: bool, n_pitch: int = 0):
         super().__init__()
         hidden = d_model // 2
         self.upsample = nn.Sequential(nn.ConvTranspose1d(d_model, hidden, subsampling, stride=subsampling),
@@ -110,14 +111,18 @@ class FrameHeads(nn.Module):
         self.chroma = nn.Linear(hidden, 12)
         self.masks = nn.Linear(hidden, n_stems * n_freq) if with_masks else None
         self.ctc = nn.Linear(d_model, n_ctc)
+        self.pitch = nn.Linear(d_model, n_pitch) if n_pitch > 0 else None
         self.n_stems, self.n_freq = n_stems, n_freq
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x [B, T, d]`` -> mel ``[B, 4T, n_mels]``, chroma ``[B, 4T, 12]`` (probabilities),
-        masks ``[B, n_stems, 4T, n_freq]`` in [0, 1], ctc log-probs ``[B, T, n_ctc]``."""
+        masks ``[B, n_stems, 4T, n_freq]`` in [0, 1], ctc log-probs ``[B, T, n_ctc]``, pitch log-probs
+        ``[B, T, n_pitch]``."""
         up = self.upsample(x.transpose(1, 2)).transpose(1, 2)
         out = {"mel": self.mel(up), "chroma": F.softmax(self.chroma(up), dim=-1),
                "ctc": F.log_softmax(self.ctc(x), dim=-1)}
+        if self.pitch is not None:
+            out["pitch"] = F.log_softmax(self.pitch(x), dim=-1)
         if self.masks is not None:
             b, t, _ = up.shape
             masks = torch.sigmoid(self.masks(up)).view(b, t, self.n_stems, self.n_freq)

@@ -17,6 +17,7 @@ resumes from the newest state after a kill. At the end it writes ``<run-dir>/<st
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from tokenizer.checkpoint import from_pretrained, save_pretrained
+from tokenizer.checkpoint import from_pretrained, save_pretrained, update_config
 from tokenizer.config import get_config
 from tokenizer.data import estimate_mel_stats, make_loader
 from tokenizer.model import DuoTokModel
@@ -45,10 +46,10 @@ STAGE4_ENTRIES = {"vocoder": "tokenizer.vocoder_train", "decoder": "tokenizer.de
 
 
 def choose_inputs(batch: dict, generator: torch.Generator
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Stages 1-2 see mixes half of the time and single tracks otherwise, so the encoder works on both
     (stage 3 feeds it isolated stems). Returns the inputs, the stems they contain, the phone lengths and the
-    frame-wise phone labels (zero where the input has no vocals)."""
+    frame-wise phone and pitch labels (zero where the input has no vocals)."""
     b = batch["mix"].shape[0]
     pick = torch.randint(0, 4, (b,), generator=generator)  # 0,1: mix, 2: vocals, 3: accompaniment
     stems = batch["stems"].clone()
@@ -62,7 +63,9 @@ def choose_inputs(batch: dict, generator: torch.Generator
     lengths[accomp_only] = 0
     frames = batch["phone_frames"].clone()
     frames[accomp_only] = 0
-    return inputs, stems, lengths, frames
+    pitches = batch["pitch_frames"].clone()
+    pitches[accomp_only] = 0
+    return inputs, stems, lengths, frames, pitches
 
 
 def frozen_lower_layers(step: int, total: int, n_layers: int) -> int:
@@ -85,11 +88,12 @@ def run_step(model, stage: str, batch: dict, generator: torch.Generator) -> dict
         inputs, *_ = choose_inputs(batch, generator)
         return model("ssl", audio=inputs)
     if stage == "multitask":
-        inputs, stems, lengths, frames = choose_inputs(batch, generator)
+        inputs, stems, lengths, frames, pitches = choose_inputs(batch, generator)
         return model("multitask", inputs=inputs, stems=stems, phones=batch["phones"], phone_lengths=lengths,
-                     phone_frames=frames)
+                     phone_frames=frames, pitch_frames=pitches)
     return model("codebook", vocals=batch["vocals"], accompaniment=batch["accompaniment"], phones=batch["phones"],
-                 phone_lengths=batch["phone_lengths"], phone_frames=batch["phone_frames"])
+                 phone_lengths=batch["phone_lengths"], phone_frames=batch["phone_frames"],
+                 pitch_frames=batch["pitch_frames"])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,6 +104,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", required=True, help="folder of song folders with stems, lyrics and meta.json")
     parser.add_argument("--run-dir", default="runs/duotok-tiny")
     parser.add_argument("--init", help="weights to start from (default: the previous stage's final folder)")
+    parser.add_argument("--config-updates", type=json.loads, default=None, metavar="JSON",
+                        help='change the starting checkpoint\'s config, e.g. \'{"n_pitch_classes": 49, '
+                             '"loss_weights": {"frame_pitch": 1.0}}\' (added heads start fresh)')
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop-seconds", type=float, default=4.0)
@@ -121,11 +128,12 @@ def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> D
         if not (init / "model.safetensors").exists():
             raise SystemExit(f"error: stage {args.stage} starts from {init}, which does not exist; train stage "
                              f"{PREVIOUS.get(args.stage, '?')} first or pass --init")
-        model = from_pretrained(init).train()
+        model = from_pretrained(init, config_updates=args.config_updates).train()
         if model.config.name != args.config:
             raise SystemExit(f"error: {init} is a {model.config.name!r} model, not {args.config!r}")
     else:
-        model = DuoTokModel(get_config(args.config))
+        config = get_config(args.config)
+        model = DuoTokModel(update_config(config, args.config_updates) if args.config_updates else config)
         with accelerator.main_process_first():  # the same statistics on every process
             mean, std = estimate_mel_stats(loader.dataset, model.frontend)
         model.mel_mean.copy_(mean)
