@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -128,26 +129,33 @@ def test_save_load_round_trip_is_strict(tmp_path):
         from_pretrained(tmp_path / "ck")
 
 
-def test_config_updates_add_a_fresh_pitch_head_and_keep_every_trained_weight(tmp_path):
+def test_config_updates_add_fresh_parts_and_keep_every_trained_weight(tmp_path):
     torch.manual_seed(0)
     model = DuoTokModel(small_config()).eval()
     save_pretrained(model, tmp_path / "ck")
-    updated = from_pretrained(tmp_path / "ck", config_updates={"n_pitch_classes": 49,
-                                                               "loss_weights": {"frame_pitch": 1.0}})
-    assert updated.config.n_pitch_classes == 49
+    updated = from_pretrained(tmp_path / "ck", config_updates={
+        "n_pitch_classes": 49, "branch_mel_skip": True, "loss_weights": {"frame_pitch": 1.0}})
+    assert updated.config.n_pitch_classes == 49 and updated.config.branch_mel_skip
     assert updated.config.loss_weights["frame_pitch"] == 1.0 and updated.config.loss_weights["mel"] == 1.0
     state = updated.state_dict()
     for name, tensor in model.state_dict().items():
         assert torch.equal(state[name], tensor), name
     assert state["quantized_heads.pitch.weight"].shape == (49, model.config.d_model)
-    # the pitch head adds a loss on the vocal branch only, and its gradient reaches the vocal codebook path
+    assert "vocal_branch.mel_skip.0.weight" in state and "accomp_branch.mel_skip.0.weight" in state
+    # the mel skip starts at zero: the updated model still gives the old model's tokens
     audio = torch.randn(2, SR)
+    for track in ("vocal", "accomp"):
+        assert torch.equal(updated.quantize(audio, track)[1], model.quantize(audio, track)[1])
+    # the pitch head adds a loss on the vocal branch only; its gradient reaches the vocal branch and its skip
     pitches = torch.randint(0, 49, (2, 25))
     out = updated.train().forward_codebook(audio, audio, torch.ones(2, 3, dtype=torch.long),
                                            torch.full((2,), 3), pitch_frames=pitches)
     assert out["vocal_frame_pitch"].isfinite() and "accomp_frame_pitch" not in out
     out["loss"].backward()
     assert updated.vocal_branch.proj_in.weight.grad.abs().sum() > 0
+    assert updated.vocal_branch.mel_skip[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="mel skip"):
+        updated.vocal_branch(torch.randn(1, 5, model.config.d_model))
     with pytest.raises(CheckpointError, match="invalid config update"):
         from_pretrained(tmp_path / "ck", config_updates={"n_pitch_clases": 49})
     with pytest.raises(CheckpointError, match="do not match"):  # an update that reshapes trained weights
@@ -205,11 +213,12 @@ def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_p
     assert steps == [1, 2, 3]
     assert train_main(["--stage", "multitask", "--steps", "1", *common]) == 0
     export = tmp_path / "export"
-    updates = '{"n_pitch_classes": 49, "loss_weights": {"frame_pitch": 1.0, "frame_phone": 1.0}}'
+    updates = ('{"n_pitch_classes": 49, "branch_mel_skip": true, '
+               '"loss_weights": {"frame_pitch": 1.0, "frame_phone": 1.0}}')
     assert train_main(["--stage", "codebook", "--steps", "1", "--export", str(export), "--config-updates", updates,
                        *common]) == 0
     model = from_pretrained(export)
-    assert model.config.codebook_size == 32 and model.config.n_pitch_classes == 49
+    assert model.config.codebook_size == 32 and model.config.n_pitch_classes == 49 and model.config.branch_mel_skip
     logged = json.loads((run / "codebook" / "log.jsonl").read_text().splitlines()[-1])
     assert "vocal_frame_pitch" in logged and "vocal_frame_phone" in logged
 
@@ -217,3 +226,19 @@ def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_p
 def test_a_stage_without_its_predecessor_says_so(tiny_songs, tmp_path):
     with pytest.raises(SystemExit, match="train stage ssl first"):
         train_main(["--stage", "multitask", "--data", str(tiny_songs), "--run-dir", str(tmp_path), "--steps", "1"])
+
+
+def test_eval_reports_every_metric_in_range(tiny_songs):
+    from tokenizer.eval import evaluate
+
+    torch.manual_seed(0)
+    model = DuoTokModel(small_config(n_pitch_classes=49))
+    result = evaluate(model, str(tiny_songs), ("separation", "ctc", "frames", "codebook"), crop_seconds=2.0,
+                      crops_per_song=1, batch_size=2)
+    assert result["songs"] == 2
+    for key in ("phone_error_rate_quantized", "frame_phone_accuracy_quantized", "frame_note_accuracy_quantized"):
+        assert 0 <= result[key] <= 1.5, key  # an error rate may pass 1 (insertions); accuracies may not
+    assert result["frame_note_accuracy_quantized"] <= 1 and result["frame_phone_accuracy_quantized"] <= 1
+    assert 0 < result["vocal_codes"]["utilisation"] <= 1
+    assert result["bitrate_bps"] == pytest.approx(2 * 25 * 5)  # 32 codes
+    assert math.isfinite(result["vocal_si_sdr_improvement_db"])

@@ -63,6 +63,10 @@ class DuoTokConfig(DictConfig):
     # stage 3: dual SimVQ
     codebook_size: int = 1024
     codebook_dim: int = 64
+    # each branch also sees the token's own 4 normalised mel frames through a small MLP (zero at the start), added
+    # to the frozen lower stack's output: the SSL-trained stack keeps little of the sung note (a probe on its
+    # output found 31% of notes, on the mel frames 95%), and stage 3 cannot retrain it
+    branch_mel_skip: bool = False
 
     @property
     def token_rate(self) -> float:

@@ -8,6 +8,9 @@
 - separation: SI-SDR improvement of the vocal estimate (stage-2 vocal mask over the mixture STFT) over the
   unprocessed mix, on crops that contain singing;
 - ctc: phone error rate of greedy CTC decoding on vocal stems, on the stage-2 path and on the quantized path;
+- frames: on the quantized vocal path, frame-wise accuracy of the phone (the CTC head's most likely phone,
+  blank excluded, on frames where a phone is sung) and of the sung note (the pitch head's most likely note,
+  "unvoiced" excluded, on voiced frames; models with a pitch head);
 - codebook: per-track codebook utilisation (share of codes used) and code perplexity over the split, and
   the bitrate."""
 
@@ -29,7 +32,7 @@ from tokenizer.duotok import DuoTok
 from tokenizer.model import DuoTokModel
 from tokenizer.phones import ids_to_phones
 
-METRICS = ("ssl", "separation", "ctc", "codebook")
+METRICS = ("ssl", "separation", "ctc", "frames", "codebook")
 
 
 def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -76,7 +79,8 @@ def evaluate(model: DuoTokModel, data: str, metrics: tuple[str, ...] = METRICS, 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_crops)
     facade = DuoTok(model)
     torch.manual_seed(seed)  # BEST-RQ masks are random
-    totals: dict[str, list] = {k: [] for k in ("acc", "sdr", "ref", "hyp2", "hyp3", "vocal", "accomp")}
+    totals: dict[str, list] = {k: [] for k in ("acc", "sdr", "ref", "hyp2", "hyp3", "vocal", "accomp",
+                                                     "phone_hits", "pitch_hits")}
     for batch in loader:
         vocals, mix = batch["vocals"], batch["mix"]
         if "ssl" in metrics:
@@ -97,6 +101,15 @@ def evaluate(model: DuoTokModel, data: str, metrics: tuple[str, ...] = METRICS, 
             totals["ref"].extend(p[:n].tolist() for p, n in zip(phones, lengths, strict=True))
             totals["hyp2"].extend(greedy_ctc(stage2["ctc"]))
             totals["hyp3"].extend(greedy_ctc(stage3["ctc"]))
+        if "frames" in metrics:
+            out = model.quantized_heads(model.quantized_upper(model.quantize(vocals, "vocal")[0]))
+            sung, voiced = batch["phone_frames"] > 0, batch["pitch_frames"] > 0
+            # class 0 (blank / unvoiced) left out of the argmax: the question is which phone or note, given one
+            phone = out["ctc"][..., 1:].argmax(-1) + 1
+            totals["phone_hits"].extend((phone == batch["phone_frames"])[sung].tolist())
+            if "pitch" in out:
+                note = out["pitch"][..., 1:].argmax(-1) + 1
+                totals["pitch_hits"].extend((note == batch["pitch_frames"])[voiced].tolist())
         if "codebook" in metrics:
             totals["vocal"].append(model.quantize(vocals, "vocal")[1].numpy())
             totals["accomp"].append(model.quantize(batch["accompaniment"], "accomp")[1].numpy())
@@ -108,6 +121,10 @@ def evaluate(model: DuoTokModel, data: str, metrics: tuple[str, ...] = METRICS, 
     if "ctc" in metrics:
         result["phone_error_rate_stage2"] = round(phone_error_rate(totals["ref"], totals["hyp2"]), 4)
         result["phone_error_rate_quantized"] = round(phone_error_rate(totals["ref"], totals["hyp3"]), 4)
+    if "frames" in metrics:
+        result["frame_phone_accuracy_quantized"] = round(float(np.mean(totals["phone_hits"])), 4)
+        if totals["pitch_hits"]:
+            result["frame_note_accuracy_quantized"] = round(float(np.mean(totals["pitch_hits"])), 4)
     if "codebook" in metrics:
         for track in ("vocal", "accomp"):
             result[f"{track}_codes"] = code_statistics(np.concatenate(totals[track]), config.codebook_size)

@@ -6,7 +6,8 @@ Data flow (T = token frames at 25 Hz, 4T mel frames at 100 Hz):
       stage 1: -> upper stack -> linear -> BEST-RQ target logits (masked frames only)
       stage 2: -> NoisyBottleneck -> upper stack -> heads: mel, chroma, 4 separation masks, CTC phones
       stage 3: (lower frozen) vocal stem -> vocal branch (proj_in, SimVQ, proj_out) ┐-> quantized upper
-               accompaniment stem -> accompaniment branch ─────────────────────────┘   -> mel, chroma, CTC
+               accompaniment stem -> accompaniment branch ─────────────────────────┘   -> mel, chroma, CTC,
+               (optionally each branch adds an MLP of the token's own mel frames)        (optional) pitch
 
 The stage-2 path (bottleneck + upper + mask head) stays frozen after stage 2: it is the tokenizer's own
 separator, used when a song comes as a mix only. Stage 3 trains a copy of the upper stack and heads on the
@@ -54,8 +55,9 @@ class DuoTokModel(nn.Module):
         n_freq = c.n_fft // 2 + 1
         self.heads = FrameHeads(c.d_model, c.n_mels, n_freq, c.n_stems, c.n_ctc_tokens, c.subsampling, True,
                                 c.n_pitch_classes)
-        self.vocal_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size)
-        self.accomp_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size)
+        mel_frames_dim = c.n_mels * c.subsampling if c.branch_mel_skip else 0
+        self.vocal_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size, mel_frames_dim)
+        self.accomp_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size, mel_frames_dim)
         self.quantized_upper = TransformerStack(c.upper_layers, c.d_model, c.n_heads, c.ffn_dim, c.dropout)
         self.quantized_heads = FrameHeads(c.d_model, c.n_mels, n_freq, c.n_stems, c.n_ctc_tokens, c.subsampling,
                                           False, c.n_pitch_classes)
@@ -198,7 +200,9 @@ class DuoTokModel(nn.Module):
         normalised = self.normalise(mel)
         with torch.no_grad():  # the lower stack is frozen from stage 3 on
             lower = self.encode_lower(normalised)
-        decoded, indices, commit = branch(lower)
+        b, n_mel, n_mels = normalised.shape  # n_mel is a whole number of tokens (analyse crops it)
+        mel_frames = normalised.reshape(b, n_mel // self.config.subsampling, self.config.subsampling * n_mels)
+        decoded, indices, commit = branch(lower, mel_frames)
         return decoded, indices, commit, {"spec": spec, "normalised": normalised}
 
     def forward_codebook(self, vocals: torch.Tensor, accompaniment: torch.Tensor, phones: torch.Tensor,

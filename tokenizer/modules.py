@@ -78,16 +78,29 @@ class NoisyBottleneck(nn.Module):
 
 class QuantizedBranch(nn.Module):
     """One track's path: ``proj_in -> SimVQ -> proj_out`` (hard routing: each track has its own branch).
-    SimVQ keeps a frozen random codebook as a buffer and learns only its linear transform."""
+    SimVQ keeps a frozen random codebook as a buffer and learns only its linear transform. With
+    ``mel_frames_dim > 0`` an MLP of each token's stacked mel frames is added to the input (``mel_skip``; its
+    last layer starts at zero, so training starts from the plain branch)."""
 
-    def __init__(self, d_model: int, codebook_dim: int, codebook_size: int):
+    def __init__(self, d_model: int, codebook_dim: int, codebook_size: int, mel_frames_dim: int = 0):
         super().__init__()
+        self.mel_skip = None
+        if mel_frames_dim > 0:
+            self.mel_skip = nn.Sequential(nn.Linear(mel_frames_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+            nn.init.zeros_(self.mel_skip[-1].weight)
+            nn.init.zeros_(self.mel_skip[-1].bias)
         self.proj_in = nn.Linear(d_model, codebook_dim)
         self.quantizer = SimVQ(dim=codebook_dim, codebook_size=codebook_size, rotation_trick=True)
         self.proj_out = nn.Linear(codebook_dim, d_model)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x [B, T, d] -> (decoded [B, T, d], indices [B, T], commitment loss)``."""
+    def forward(self, x: torch.Tensor, mel_frames: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x [B, T, d]`` (and ``mel_frames [B, T, mel_frames_dim]`` when the branch has a mel skip)
+        ``-> (decoded [B, T, d], indices [B, T], commitment loss)``."""
+        if self.mel_skip is not None:
+            if mel_frames is None:
+                raise ValueError("this branch has a mel skip: pass the token frames' stacked mels")
+            x = x + self.mel_skip(mel_frames)
         quantized, indices, commit = self.quantizer(self.proj_in(x))
         return self.proj_out(quantized), indices, commit
 
