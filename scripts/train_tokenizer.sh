@@ -9,8 +9,11 @@ RUN=${RUN:-runs/duotok-tiny}
 TRAIN=${TRAIN:-data/corpus/train}
 VAL=${VAL:-data/corpus/validation}
 STEPS_SSL=${STEPS_SSL:-800}
-STEPS_MT=${STEPS_MT:-800}
-STEPS_CB=${STEPS_CB:-800}
+STEPS_MT=${STEPS_MT:-2000}
+STEPS_CB=${STEPS_CB:-1800}
+# Stage 3 adds a mel skip into each branch and frame-wise targets from the corpus labels (the sung note and the
+# phone at every token frame); without them the vocal tokens kept little of the melody (model card).
+STAGE3_UPDATES='{"n_pitch_classes": 49, "branch_mel_skip": true, "loss_weights": {"frame_pitch": 1.0, "frame_phone": 1.0}}'
 EXPORT=${EXPORT:-checkpoints/duotok-tiny}
 
 stage() {  # stage NAME STEPS [extra args]
@@ -27,7 +30,7 @@ $PY -m tokenizer.eval --checkpoint "$RUN/ssl/final" --data "$VAL" --metrics ssl 
 stage multitask "$STEPS_MT"
 $PY -m tokenizer.eval --checkpoint "$RUN/multitask/final" --data "$VAL" --metrics separation,ctc \
   --out "$RUN/multitask/metrics.json"
-stage codebook "$STEPS_CB" --export "$RUN/export"
-$PY -m tokenizer.eval --checkpoint "$RUN/export" --data "$VAL" --metrics separation,ctc,codebook \
+stage codebook "$STEPS_CB" --config-updates "$STAGE3_UPDATES" --export "$RUN/export"
+$PY -m tokenizer.eval --checkpoint "$RUN/export" --data "$VAL" --metrics separation,ctc,frames,codebook \
   --out "$RUN/codebook/metrics.json"
 echo "trained; metrics in $RUN/*/metrics.json; copy $RUN/export to $EXPORT when they beat the shipped ones"
