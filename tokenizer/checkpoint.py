@@ -64,17 +64,6 @@ def save_pretrained(model: DuoTokModel, directory: str | Path, dtype: torch.dtyp
     model.config.save(directory / "config.json")
 
 
-def update_config(config: DuoTokConfig, updates: dict) -> DuoTokConfig:
-    """``config`` with ``updates`` applied; ``loss_weights`` merge key by key, unknown keys are an error."""
-    data = config.to_dict()
-    for key, value in updates.items():
-        if key == "loss_weights":
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return DuoTokConfig.from_dict(data)
-
-
 def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
                     config_updates: dict | None = None) -> DuoTokModel:
     """Load a folder written by ``save_pretrained``; every tensor must match the config (strict).
@@ -93,7 +82,7 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
     new_keys: frozenset[str] = frozenset()
     if config_updates:
         try:
-            updated = update_config(config, config_updates)
+            updated = config.with_updates(config_updates)
         except (ValueError, TypeError) as error:
             raise CheckpointError(f"invalid config update {config_updates} ({error})") from error
         model = DuoTokModel(updated)

@@ -83,6 +83,13 @@ class DuoTokConfig(DictConfig):
 
         return 2 * self.token_rate * math.log2(self.codebook_size)
 
+    def with_updates(self, updates: dict) -> DuoTokConfig:
+        """A copy with ``updates`` applied; ``loss_weights`` merge key by key, unknown keys are an error."""
+        data = self.to_dict()
+        for key, value in updates.items():
+            data[key] = {**data[key], **value} if key == "loss_weights" else value
+        return DuoTokConfig.from_dict(data)
+
     def save(self, path: str | Path) -> None:
         from corpus.audio_io import atomic_write_json
 

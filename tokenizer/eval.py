@@ -101,8 +101,10 @@ def evaluate(model: DuoTokModel, data: str, metrics: tuple[str, ...] = METRICS, 
             totals["ref"].extend(p[:n].tolist() for p, n in zip(phones, lengths, strict=True))
             totals["hyp2"].extend(greedy_ctc(stage2["ctc"]))
             totals["hyp3"].extend(greedy_ctc(stage3["ctc"]))
+        if "frames" in metrics or "codebook" in metrics:  # one pass through the vocal branch serves both
+            vocal_decoded, vocal_indices = model.quantize(vocals, "vocal")[:2]
         if "frames" in metrics:
-            out = model.quantized_heads(model.quantized_upper(model.quantize(vocals, "vocal")[0]))
+            out = model.quantized_heads(model.quantized_upper(vocal_decoded))
             sung, voiced = batch["phone_frames"] > 0, batch["pitch_frames"] > 0
             # class 0 (blank / unvoiced) left out of the argmax: the question is which phone or note, given one
             phone = out["ctc"][..., 1:].argmax(-1) + 1
@@ -111,7 +113,7 @@ def evaluate(model: DuoTokModel, data: str, metrics: tuple[str, ...] = METRICS, 
                 note = out["pitch"][..., 1:].argmax(-1) + 1
                 totals["pitch_hits"].extend((note == batch["pitch_frames"])[voiced].tolist())
         if "codebook" in metrics:
-            totals["vocal"].append(model.quantize(vocals, "vocal")[1].numpy())
+            totals["vocal"].append(vocal_indices.numpy())
             totals["accomp"].append(model.quantize(batch["accompaniment"], "accomp")[1].numpy())
     result: dict = {"crops": len(dataset), "songs": len(dataset.songs), "crop_seconds": crop_seconds}
     if "ssl" in metrics:

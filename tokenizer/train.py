@@ -26,7 +26,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from tokenizer.checkpoint import from_pretrained, save_pretrained, update_config
+from tokenizer.checkpoint import from_pretrained, save_pretrained
 from tokenizer.config import get_config
 from tokenizer.data import estimate_mel_stats, make_loader
 from tokenizer.model import DuoTokModel
@@ -133,7 +133,7 @@ def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> D
             raise SystemExit(f"error: {init} is a {model.config.name!r} model, not {args.config!r}")
     else:
         config = get_config(args.config)
-        model = DuoTokModel(update_config(config, args.config_updates) if args.config_updates else config)
+        model = DuoTokModel(config.with_updates(args.config_updates) if args.config_updates else config)
         with accelerator.main_process_first():  # the same statistics on every process
             mean, std = estimate_mel_stats(loader.dataset, model.frontend)
         model.mel_mean.copy_(mean)
