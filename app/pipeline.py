@@ -326,8 +326,8 @@ class SongGenerator:
 
     def _section_requests(self, request: SongRequest) -> list[SectionRequest]:
         """The planned sections as LM requests, with their lyric lines as raw sentencepiece pieces."""
-        return [SectionRequest(s.tag, self.lm.text.encode(s.text) if s.lines else [], s.n_frames, s.instrumental)
-                for s in request.sections]
+        return [SectionRequest(s.tag, self.lm.text.encode_lyrics(s.text) if s.lines else [], s.n_frames,
+                               s.instrumental) for s in request.sections]
 
     def _fit(self, style_ids: Sequence[int], prefix: Sequence[SectionTokens], new: Sequence[SectionRequest],
              raise_for: str = "duration") -> int:

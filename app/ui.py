@@ -67,6 +67,7 @@ from app.request import DURATION_RANGE, MAX_SEED, OPTION_RANGES, SUNG_MODES, UPL
 from corpus.audio_io import AudioReadError, read_audio
 from lm.layout import FRAME_RATE_HZ
 from lm.lyrics import LyricsError, format_lyrics, parse_lyrics
+from lm.phonemes import strip_phonemes
 from lm.text import LINE_SEPARATOR
 
 log = logging.getLogger(__name__)
@@ -445,7 +446,7 @@ class SongActions:
         """A manifest section's lyric lines, read back from the text pieces the LM was given."""
         if section.get("instrumental") or not section.get("text_ids"):
             return []
-        text = self.generator.lm.text.decode(section["text_ids"])
+        text = strip_phonemes(self.generator.lm.text.decode(section["text_ids"]))  # a phoneme model's phones
         return [line.strip() for line in text.split(LINE_SEPARATOR.strip()) if line.strip()]
 
 

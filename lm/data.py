@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lm.layout import LayoutError, SectionTokens, SongTokens, Vocabulary, build_sequence, song_tokens_from_record
 from lm.lyrics import LyricsError, parse_lyrics
+from lm.phonemes import add_phonemes
 from lm.text import text_for_model
 
 logger = logging.getLogger(__name__)
@@ -114,8 +115,9 @@ def iter_token_records(tokens_dir: str | Path, columns: Sequence[str] | None = N
             raise TokenDataError(f"{path}: unreadable shard ({error})") from error
 
 
-def corpus_texts(tokens_dir: str | Path) -> Iterator[str]:
-    """What the text tokenizer trains on: every style prompt and every sung section's ``text_for_model``."""
+def corpus_texts(tokens_dir: str | Path, phonemes: bool = False) -> Iterator[str]:
+    """What the text tokenizer trains on: every style prompt and every sung section's ``text_for_model``
+    (with each known word's phones after it when ``phonemes``, as ``TextTokenizer.encode_lyrics`` writes them)."""
     for record in iter_token_records(tokens_dir, columns=["style", "lyrics"]):
         if record.get("style"):
             yield record["style"]
@@ -125,7 +127,7 @@ def corpus_texts(tokens_dir: str | Path) -> Iterator[str]:
             continue  # the dataset reports such records; the text model just does not learn from them
         for section in sections:
             if section.lines:
-                yield text_for_model(section.lines)
+                yield text_for_model(add_phonemes(section.text).splitlines() if phonemes else section.lines)
 
 
 def in_validation(song_id: str, val_fraction: float) -> bool:
@@ -218,13 +220,23 @@ def window_ids(song: SongTokens, window: Window, vocab: Vocabulary) -> np.ndarra
 # --- dataset, sampler, collation ------------------------------------------------------------------------------
 
 
-def _resolve_text(text_to_ids, vocab: Vocabulary | None) -> tuple[Callable[[str], Sequence[int]], int | None]:
-    """Accept a ``TextTokenizer`` (its ``encode`` and size) or a plain callable (then ``vocab`` is required)."""
+@dataclass(frozen=True)
+class TextEncoders:
+    """Text -> raw sentencepiece pieces, one function for style prompts and one for sung lyrics."""
+
+    style: Callable[[str], Sequence[int]]
+    lyrics: Callable[[str], Sequence[int]]
+
+
+def _resolve_text(text_to_ids, vocab: Vocabulary | None) -> tuple[TextEncoders, int | None]:
+    """Accept a ``TextTokenizer`` (its ``encode`` for styles, ``encode_lyrics`` for lyrics, and its size) or a
+    plain callable used for both (then ``vocab`` is required)."""
     if hasattr(text_to_ids, "encode") and hasattr(text_to_ids, "vocab_size"):
-        return text_to_ids.encode, text_to_ids.vocab_size
+        lyrics = getattr(text_to_ids, "encode_lyrics", text_to_ids.encode)
+        return TextEncoders(text_to_ids.encode, lyrics), text_to_ids.vocab_size
     if not callable(text_to_ids):
         raise TypeError("text_to_ids must be a TextTokenizer or a callable text -> sentencepiece piece ids")
-    return text_to_ids, vocab.n_text if vocab is not None else None
+    return TextEncoders(text_to_ids, text_to_ids), vocab.n_text if vocab is not None else None
 
 
 class TokenDataset(Dataset):
@@ -268,7 +280,7 @@ class TokenDataset(Dataset):
                     raise TokenDataError(f"record {song_id}: {name} code {int(codes.max())} is outside the "
                                          f"codebook (size {codebook_size})")
             try:
-                song = song_tokens_from_record(record, encode)
+                song = song_tokens_from_record(record, encode.style, encode.lyrics)
             except LayoutError as error:  # one odd record (e.g. lyrics that do not match its sections)
                 logger.warning("skipping record %s: %s", song_id, error)
                 self.skipped.append((song_id, str(error)))

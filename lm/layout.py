@@ -450,13 +450,16 @@ def section_frame_spans(ids, vocab: Vocabulary) -> list[SectionSpan]:
 # --- token-corpus records -> SongTokens ----------------------------------------------------------------------
 
 
-def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequence[int]]) -> SongTokens:
+def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequence[int]],
+                            lyric_to_ids: Callable[[str], Sequence[int]] | None = None) -> SongTokens:
     """Cut one token-corpus record into sections.
 
     Record fields used: ``vocal``, ``accomp`` (int arrays, 25 Hz, equal length), ``sections`` (list of
     ``{"name", "start_frame", "end_frame"}``, optional ``"vocal"`` flag; contiguous from frame 0),
     ``lyrics`` (canonical text, ``lm.lyrics.format_lyrics`` form), ``style`` (or ``style_prompt``), optional
-    ``frame_rate`` and ``id``. ``text_to_ids`` maps text to raw text pieces (the sentencepiece model later).
+    ``frame_rate`` and ``id``. ``text_to_ids`` maps text to raw text pieces (the sentencepiece model later);
+``lyric_to_ids`` does so for a section's lyric lines (default ``text_to_ids``; a phoneme text model's
+``encode_lyrics``).
 
     Sections with words in the lyrics are matched, in order, to the record's vocal sections (``vocal`` flag,
     else every tag outside intro/inst/outro); the others become ``<no_vocal>`` sections.
@@ -499,9 +502,10 @@ def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequen
         raise LayoutError(f"{name}: the lyrics have {len(sung_lyrics)} sections with words but the record marks "
                           f"{sum(vocal_flags)} sections as vocal")
     lyric_iter = iter(sung_lyrics)
+    lyric_to_ids = lyric_to_ids or text_to_ids
     sections = []
     for tag, sung, (start, stop) in zip(tags, vocal_flags, bounds, strict=True):
-        text_ids = list(text_to_ids(next(lyric_iter).text)) if sung else []
+        text_ids = list(lyric_to_ids(next(lyric_iter).text)) if sung else []
         sections.append(SectionTokens(tag, text_ids, vocal[start:stop], accomp[start:stop], instrumental=not sung))
     style = record.get("style") or record.get("style_prompt") or ""
     return SongTokens(list(text_to_ids(style)) if style else [], sections)

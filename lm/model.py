@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from lm.layout import LayoutError, Vocabulary
-from lm.text import TextTokenizer, TextTokenizerError, text_for_model
+from lm.text import TextTokenizer, TextTokenizerError
 
 LM_CONFIG_NAME, VOCAB_NAME, TEXT_MODEL_NAME = "lm_config.json", "vocab.json", "spm.model"
 HF_FILES = ("config.json", "model.safetensors")
@@ -149,14 +149,18 @@ class SongLM:
         return self.text_ids(style or "")
 
     def lyric_ids(self, lines) -> list[int]:
-        """A section's lyric lines (list of strings, or one string with newlines) -> LM text ids."""
-        return self.text_ids(text_for_model(lines))
+        """A section's lyric lines (list of strings, or one string with newlines) -> LM text ids (with each
+        word's phones on a phoneme text model, ``TextTokenizer.encode_lyrics``)."""
+        pieces = self.lyric_pieces(lines)
+        return [int(i) for i in self.vocab.text_id(pieces)] if pieces else []
 
     # --- text -> raw pieces, what lm.generate's SectionRequest.text_ids and style_ids take -----------------
 
     def lyric_pieces(self, lines) -> list[int]:
         """A section's lyric lines -> raw sentencepiece pieces (not shifted), for ``SectionRequest``."""
-        return [int(i) for i in self.text.encode(text_for_model(lines))]
+        if isinstance(lines, str):
+            lines = lines.splitlines()
+        return [int(i) for i in self.text.encode_lyrics("\n".join(line.strip() for line in lines if line.strip()))]
 
     def style_pieces(self, style: str) -> list[int]:
         """A style prompt -> raw sentencepiece pieces (not shifted), for ``lm.generate``'s ``style_ids``."""

@@ -18,10 +18,17 @@ ever encoded. In the LM layout they never reach sentencepiece: a section tag is 
 
 ``byte_fallback`` is on, so a character the training corpus never showed (an accent, an emoji in a style
 prompt) becomes UTF-8 byte pieces instead of a lossy ``<unk>``.
+
+Phonemes (``train_text_tokenizer(..., phonemes=True)``): the model then also holds the 39 phone symbols of
+``lm.phonemes`` as user-defined pieces, and that is what marks it as a phoneme model (``TextTokenizer.phonemes``)
+wherever it is loaded. ``encode_lyrics`` follows each known lyric word with its phones on such a model and is
+plain ``encode`` otherwise, so every caller encodes lyrics through ``encode_lyrics`` and styles through
+``encode`` without knowing which kind of model it holds.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -31,6 +38,7 @@ import sentencepiece as spm
 
 from corpus.audio_io import atomic_write_bytes
 from lm.lyrics import CANONICAL_TAGS
+from lm.phonemes import PHONE_SYMBOLS, add_phonemes
 
 LINE_SEPARATOR = " / "
 DEFAULT_VOCAB_SIZE = 2000
@@ -77,6 +85,19 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         return self._processor.get_piece_size()
 
+    @functools.cached_property
+    def phonemes(self) -> bool:
+        """Whether lyrics are encoded with phonemes: the model was trained with the phone symbols as pieces."""
+        unknown = self._processor.unk_id()
+        return all(self._processor.piece_to_id(symbol) != unknown for symbol in PHONE_SYMBOLS)
+
+    def encode_lyrics(self, text: str) -> list[int]:
+        """Sung lyric text (lines joined by newlines) -> piece ids; on a phoneme model each word the
+        dictionary knows is followed by its phones (``lm.phonemes.add_phonemes``)."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode_lyrics expects a string, got {type(text).__name__}")
+        return self.encode(add_phonemes(text) if self.phonemes else text)
+
     def encode(self, text: str) -> list[int]:
         """Text -> piece ids in ``0..vocab_size-1``; newlines count as line breaks (``LINE_SEPARATOR``)."""
         if not isinstance(text, str):
@@ -100,9 +121,10 @@ class TextTokenizer:
 
 
 def train_text_tokenizer(texts: Iterable[str], out_path: str | Path, vocab_size: int = DEFAULT_VOCAB_SIZE,
-                         model_type: str = "unigram") -> TextTokenizer:
+                         model_type: str = "unigram", phonemes: bool = False) -> TextTokenizer:
     """Train sentencepiece on ``texts`` (style prompts and ``text_for_model`` lyric strings, one per item)
-    and write the model atomically to ``out_path``.
+    and write the model atomically to ``out_path``. With ``phonemes`` the phone symbols become pieces of
+    their own (the lyric texts should then carry them: ``lm.data.corpus_texts(..., phonemes=True)``).
 
     ``hard_vocab_limit=False`` lets a small corpus end up with fewer pieces than asked for instead of failing;
     read the real size from ``.vocab_size``. Unigram is the default (it also gives sensible pieces for the
@@ -122,7 +144,8 @@ def train_text_tokenizer(texts: Iterable[str], out_path: str | Path, vocab_size:
             spm.SentencePieceTrainer.train(
                 sentence_iterator=iter(sentences), model_prefix=prefix, vocab_size=vocab_size,
                 model_type=model_type, hard_vocab_limit=False, character_coverage=1.0, byte_fallback=True,
-                unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, user_defined_symbols=list(SECTION_TAG_SYMBOLS),
+                unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
+                user_defined_symbols=list(SECTION_TAG_SYMBOLS) + (list(PHONE_SYMBOLS) if phonemes else []),
                 max_sentence_length=MAX_SENTENCE_CHARS * 4,  # bytes, and UTF-8 letters take up to 4
                 num_threads=1, minloglevel=2)
         except RuntimeError as error:

@@ -8,7 +8,9 @@
 Text model: ``--text-model PATH`` uses an existing sentencepiece model; otherwise the first run trains one on
 the style prompts and lyrics of ``--data`` and keeps it as ``<run-dir>/spm.model`` (later runs and resumed
 runs reuse it, so the text ids never change under a half-trained model). The vocabulary is then
-``Vocabulary(n_text=pieces, codebook sizes from the shards' info.json)``.
+``Vocabulary(n_text=pieces, codebook sizes from the shards' info.json)``. ``--lyric-phonemes`` trains that text
+model with each lyric word's phones after it (``lm/phonemes.py``); the phone symbols in ``spm.model`` then make
+every later encoder of lyrics (training data, evaluation, generation, the app) add the phones the same way.
 
 Training state (model, optimizer, RNG, the step counter) is saved through accelerate every ``--save-every``
 optimizer steps and at the end, in ``<run-dir>/state``; a run started again with the same ``--run-dir``
@@ -68,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-dir", default="runs/lm-tiny")
     parser.add_argument("--text-model", help="existing sentencepiece model (default: train one into --run-dir)")
     parser.add_argument("--text-vocab-size", type=int, default=DEFAULT_VOCAB_SIZE)
+    parser.add_argument("--lyric-phonemes", action="store_true",
+                        help="train the text model with each lyric word's CMUdict phones after it (lm/phonemes.py); "
+                             "only when the run trains its text model (no --text-model, no spm.model yet)")
     parser.add_argument("--steps", type=int, default=300, help="optimizer updates")
     parser.add_argument("--batch-size", type=int, default=4, help="windows per micro-batch and process")
     parser.add_argument("--max-len", type=int, default=1024, help="tokens per window")
@@ -99,8 +104,13 @@ def load_text_model(args: argparse.Namespace, accelerator: Accelerator) -> TextT
     with accelerator.main_process_first():  # one process trains it, the others then load the same file
         if not path.exists():
             accelerator.print(f"training the text tokenizer on {args.data} -> {path}")
-            train_text_tokenizer(corpus_texts(args.data), path, vocab_size=args.text_vocab_size)
-        return TextTokenizer.load(path)
+            train_text_tokenizer(corpus_texts(args.data, phonemes=args.lyric_phonemes), path,
+                                 vocab_size=args.text_vocab_size, phonemes=args.lyric_phonemes)
+        text = TextTokenizer.load(path)
+    if text.phonemes != args.lyric_phonemes:
+        raise TextTokenizerError(f"{path} was trained {'with' if text.phonemes else 'without'} lyric phonemes; "
+                                 f"{'drop' if text.phonemes else 'add'} --lyric-phonemes or use another --run-dir")
+    return text
 
 
 def check_run_identity(run_dir: Path, identity: dict, accelerator: Accelerator) -> None:

@@ -181,6 +181,23 @@ def test_training_cli_runs_a_step_and_resumes(tmp_path):
     assert decoder.code_table.abs().sum() > 0  # the tokenizer's codebook was copied in
     assert decoder.mel_std.min() > 0
 
+    # fine-tuning follows a retrained tokenizer: the trained weights stay (lr 0), the code table is the new one
+    torch.manual_seed(1)
+    retrained = DuoTokModel(small_config())
+    save_pretrained(retrained, tmp_path / "duotok2")
+    tuned_args = [*args[:args.index("--tokenizer")], "--tokenizer", str(tmp_path / "duotok2"), "--run-dir",
+                  str(tmp_path / "run2"), "--batch-size", "2", "--crop-tokens", "20", "--lr", "0"]
+    assert train_main([*tuned_args, "--steps", "1", "--init", str(tmp_path / "export")]) == 0
+    tuned = load_decoder(tmp_path / "run2" / "decoder-vocal" / "final")
+    new_table = retrained.vocal_branch.indices_to_codes(torch.arange(retrained.config.codebook_size))
+    assert torch.allclose(tuned.code_table, new_table) and not torch.allclose(tuned.code_table, decoder.code_table)
+    for (name, a), b in zip(tuned.state_dict().items(), decoder.state_dict().values(), strict=True):
+        if name != "code_table":
+            assert torch.equal(a, b), name
+    with pytest.raises(SystemExit, match="is a vocal decoder, not accomp"):
+        train_main([*tuned_args, "--steps", "1", "--init", str(tmp_path / "export"), "--track", "accomp",
+                    "--run-dir", str(tmp_path / "run3")])
+
 
 def test_paper_config_builds_and_takes_a_training_step():
     """The GPU-size decoder (12 + 12 layers, d 768, 32,768 codes) builds and back-propagates on a short crop."""

@@ -221,6 +221,19 @@ def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_p
     assert model.config.codebook_size == 32 and model.config.n_pitch_classes == 49 and model.config.branch_mel_skip
     logged = json.loads((run / "codebook" / "log.jsonl").read_text().splitlines()[-1])
     assert "vocal_frame_pitch" in logged and "vocal_frame_phone" in logged
+    # continuing a trained stage 3 keeps its quantized path (lr 0: exactly); without the flag it restarts
+    # from the stage-2 path
+    for flag, name in ((["--continue-codebook"], "continued"), ([], "restarted")):
+        assert train_main(["--stage", "codebook", "--steps", "1", "--lr", "0", "--init", str(export), *flag,
+                           *common[:2], "--run-dir", str(tmp_path / name), *common[4:]]) == 0
+    trained = model.state_dict()
+    continued = from_pretrained(tmp_path / "continued" / "codebook" / "final").state_dict()
+    restarted = from_pretrained(tmp_path / "restarted" / "codebook" / "final").state_dict()
+    quantized = [k for k in trained if k.startswith(("quantized_upper.", "vocal_branch.proj_in"))]
+    assert quantized and all(torch.equal(continued[k], trained[k]) for k in quantized)
+    assert any(not torch.equal(restarted[k], trained[k]) for k in quantized)
+    with pytest.raises(SystemExit, match="needs --stage codebook and --init"):
+        train_main(["--stage", "multitask", "--continue-codebook", "--steps", "1", *common])
 
 
 def test_a_stage_without_its_predecessor_says_so(tiny_songs, tmp_path):

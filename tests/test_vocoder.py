@@ -201,3 +201,22 @@ def test_training_cli_runs_resumes_exports_and_evaluates(tiny_songs, tmp_path, m
 def test_evaluate_vocoder_without_songs_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no song folders"):
         evaluate_vocoder(Vocoder(small_config()), tmp_path, n_songs=1)
+
+
+def test_fine_tuning_starts_from_the_init_weights(tiny_songs, tmp_path):
+    torch.manual_seed(3)
+    start = Vocoder(small_config(dim=40))  # a width --config would not give, so the init's config must be used
+    save_pretrained(start, tmp_path / "start", dtype=torch.float16)
+    common = ["--data", str(tiny_songs), "--batch-size", "2", "--crop-seconds", "1", "--warmup", "1"]
+    assert train_main(["--steps", "1", "--lr", "0", "--init", str(tmp_path / "start"),
+                       "--run-dir", str(tmp_path / "run0"), *common]) == 0
+    unchanged = load_vocoder(tmp_path / "run0" / "vocoder" / "final")
+    widened = load_vocoder(tmp_path / "start")  # the fp16 export, read back as fp32
+    assert unchanged.config.dim == 40
+    for (name, a), b in zip(unchanged.state_dict().items(), widened.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name  # lr 0: the weights are exactly the init's
+    assert train_main(["--steps", "1", "--lr", "1e-3", "--init", str(tmp_path / "start"),
+                       "--run-dir", str(tmp_path / "run1"), *common]) == 0
+    moved = load_vocoder(tmp_path / "run1" / "vocoder" / "final")
+    assert any(not torch.equal(a, b) for a, b in zip(moved.state_dict().values(), widened.state_dict().values(),
+                                                      strict=True))

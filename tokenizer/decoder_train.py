@@ -29,7 +29,7 @@ from accelerate.utils import set_seed
 from corpus.audio_io import read_audio
 from tokenizer.checkpoint import from_pretrained
 from tokenizer.data import TRACK_FILES
-from tokenizer.decoder import TrackDecoder, get_decoder_config, save_decoder
+from tokenizer.decoder import TrackDecoder, get_decoder_config, load_decoder, save_decoder
 from tokenizer.tokenize_corpus import iter_records
 from tokenizer.training import (
     TrainProgress,
@@ -154,6 +154,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokens", required=True, help="token corpus of the same songs (python -m tokenizer tokenize)")
     parser.add_argument("--tokenizer", default="checkpoints/duotok-tiny",
                         help="Duo-Tok folder whose codebook produced --tokens (its code table is copied in)")
+    parser.add_argument("--init", help="fine-tune a trained decoder folder of the same track (its config replaces "
+                                       "--config and the size overrides); the code table still comes from "
+                                       "--tokenizer, so a decoder can follow a retrained tokenizer")
     parser.add_argument("--eval-data", help="held-out song folders (e.g. data/corpus/validation)")
     parser.add_argument("--eval-tokens", help="their token corpus (e.g. data/tokens/validation)")
     parser.add_argument("--run-dir", default="runs/duotok-tiny")
@@ -195,13 +198,23 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("dim", "ffn_dim", "n_heads", "conv_layers", "encoder_layers", "dit_layers"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
-    model = TrackDecoder(get_decoder_config(args.config, args.track, **overrides))
+    if args.init:
+        model = load_decoder(args.init)
+        if model.config.track != args.track:
+            raise SystemExit(f"error: {args.init} is a {model.config.track} decoder, not {args.track}")
+        if (model.config.codebook_size, model.config.code_dim) != (overrides["codebook_size"], overrides["code_dim"]):
+            raise SystemExit(f"error: {args.init} reads {model.config.codebook_size} codes of "
+                             f"{model.config.code_dim} dimensions; {args.tokenizer} has {overrides['codebook_size']} "
+                             f"of {overrides['code_dim']}")
+    else:
+        model = TrackDecoder(get_decoder_config(args.config, args.track, **overrides))
     branch = {"vocal": tokenizer.vocal_branch, "accomp": tokenizer.accomp_branch}[args.track]
     with torch.no_grad():
         model.code_table.copy_(branch.indices_to_codes(torch.arange(tokenizer.config.codebook_size)))
-    mean, std = cache.mel_stats()
-    model.mel_mean.copy_(mean)
-    model.mel_std.copy_(std)
+    if not args.init:  # a fine-tuned decoder keeps the standardisation its weights were trained in
+        mean, std = cache.mel_stats()
+        model.mel_mean.copy_(mean)
+        model.mel_std.copy_(std)
     del tokenizer
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -235,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        metadata = {"stage": "decoder", "track": args.track, "steps": str(progress.step)}
+        metadata = {"stage": "decoder", "track": args.track, "steps": str(progress.step), "init": str(args.init or "")}
         export_final(accelerator, model, save_decoder, stage_dir, args.export, metadata)
     return 0
 

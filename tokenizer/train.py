@@ -104,6 +104,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", required=True, help="folder of song folders with stems, lyrics and meta.json")
     parser.add_argument("--run-dir", default="runs/duotok-tiny")
     parser.add_argument("--init", help="weights to start from (default: the previous stage's final folder)")
+    parser.add_argument("--continue-codebook", action="store_true",
+                        help="stage codebook only: --init is already a stage-3 model (e.g. checkpoints/duotok-tiny); "
+                             "train its quantized path on instead of starting it afresh from the stage-2 path")
     parser.add_argument("--config-updates", type=json.loads, default=None, metavar="JSON",
                         help='change the starting checkpoint\'s config, e.g. \'{"n_pitch_classes": 49, '
                              '"loss_weights": {"frame_pitch": 1.0}}\' (added heads start fresh)')
@@ -138,7 +141,9 @@ def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> D
             mean, std = estimate_mel_stats(loader.dataset, model.frontend)
         model.mel_mean.copy_(mean)
         model.mel_std.copy_(std)
-    if args.stage == "codebook" and init is not None:
+    if args.continue_codebook and (args.stage != "codebook" or not args.init):
+        raise SystemExit("error: --continue-codebook needs --stage codebook and --init (a trained stage-3 folder)")
+    if args.stage == "codebook" and init is not None and not args.continue_codebook:
         model.init_codebook_stage()  # (a resumed run then overwrites everything from its saved state)
     return model
 

@@ -114,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tokenizer.vocoder_train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tiny", help="tiny (CPU) or paper")
+    parser.add_argument("--init", help="fine-tune a trained vocoder folder (its config replaces --config), e.g. "
+                                       "checkpoints/duotok-tiny/vocoder; a resumed run ignores it")
     parser.add_argument("--data", required=True, help="folder of song folders (training, or evaluation with "
                                                       "--eval-only)")
     parser.add_argument("--run-dir", default="runs/duotok-tiny")
@@ -162,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(args.seed)
     loader = make_loader(args.data, args.batch_size, args.crop_seconds, seed=args.seed, shuffle=True,
                          num_workers=args.num_workers)
-    model = Vocoder(get_vocoder_config(args.config)).train()
+    # Fine-tuning starts from the trained weights in fp32 (a shipped fp16 export is widened on load); the optimizer
+    # and schedule start fresh, so --lr and --warmup set the fine-tuning schedule.
+    model = (load_vocoder(args.init) if args.init else Vocoder(get_vocoder_config(args.config))).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        metadata = {"stage": "vocoder", "steps": str(progress.step)}
+        metadata = {"stage": "vocoder", "steps": str(progress.step), "init": str(args.init or "")}
         final = export_final(accelerator, model, save_pretrained, stage_dir, args.export, metadata)
         if args.eval_data:
             run_eval(final, args, args.eval_data, stage_dir / "eval.json")
