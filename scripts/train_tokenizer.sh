@@ -11,6 +11,7 @@ VAL=${VAL:-data/corpus/validation}
 STEPS_SSL=${STEPS_SSL:-800}
 STEPS_MT=${STEPS_MT:-2000}
 STEPS_CB=${STEPS_CB:-1800}
+STEPS_CB_MORE=${STEPS_CB_MORE:-1800}   # stage 3 continued (its own run folder, so it does not resume the first)
 # Stage 3 adds a mel skip into each branch and frame-wise targets from the corpus labels (the sung note and the
 # phone at every token frame); without them the vocal tokens kept little of the melody (model card).
 STAGE3_UPDATES='{"n_pitch_classes": 49, "branch_mel_skip": true, "loss_weights": {"frame_pitch": 1.0, "frame_phone": 1.0}}'
@@ -30,7 +31,16 @@ $PY -m tokenizer.eval --checkpoint "$RUN/ssl/final" --data "$VAL" --metrics ssl 
 stage multitask "$STEPS_MT"
 $PY -m tokenizer.eval --checkpoint "$RUN/multitask/final" --data "$VAL" --metrics separation,ctc \
   --out "$RUN/multitask/metrics.json"
-stage codebook "$STEPS_CB" --config-updates "$STAGE3_UPDATES" --export "$RUN/export"
-$PY -m tokenizer.eval --checkpoint "$RUN/export" --data "$VAL" --metrics separation,ctc,frames,codebook \
+stage codebook "$STEPS_CB" --config-updates "$STAGE3_UPDATES" --export "$RUN/export-first"
+$PY -m tokenizer.eval --checkpoint "$RUN/export-first" --data "$VAL" --metrics separation,ctc,frames,codebook \
   --out "$RUN/codebook/metrics.json"
-echo "trained; metrics in $RUN/*/metrics.json; copy $RUN/export to $EXPORT when they beat the shipped ones"
+# The quantized path was still learning the sung note when the first 1,800 steps ended (model card): continue it
+# with a fresh warm-up and a lower peak rate instead of starting stage 3 over.
+if [ ! -f "$RUN/continued/codebook/done" ]; then
+  $PY -m tokenizer.train --stage codebook --init "$RUN/export-first" --continue-codebook --data "$TRAIN" \
+    --run-dir "$RUN/continued" --steps "$STEPS_CB_MORE" --lr 2e-4 --warmup 100 --export "$RUN/export"
+  touch "$RUN/continued/codebook/done"
+fi
+$PY -m tokenizer.eval --checkpoint "$RUN/export" --data "$VAL" --metrics separation,ctc,frames,codebook \
+  --out "$RUN/continued/metrics.json"
+echo "trained; metrics in $RUN/**/metrics.json; copy $RUN/export to $EXPORT when they beat the shipped ones"
