@@ -32,14 +32,9 @@ from lm.data import drop_condition, iter_token_records
 from lm.layout import FRAME_RATE_HZ, SongTokens, build_sequence, song_tokens_from_record
 from lm.lyrics import LyricsError, parse_lyrics
 from lm.model import SongLM
-from lm.phonemes import word_phones
+from lm.phonemes import word_key, word_phones
 
 GROUPS = ("unseen", "seen", "outside")
-_EDGE_PUNCTUATION = "\"',.!?-:;"
-
-
-def word_key(word: str) -> str:
-    return word.strip(_EDGE_PUNCTUATION).lower()
 
 
 def training_words(tokens_dir: Path) -> set[str]:

@@ -458,8 +458,8 @@ def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequen
     ``{"name", "start_frame", "end_frame"}``, optional ``"vocal"`` flag; contiguous from frame 0),
     ``lyrics`` (canonical text, ``lm.lyrics.format_lyrics`` form), ``style`` (or ``style_prompt``), optional
     ``frame_rate`` and ``id``. ``text_to_ids`` maps text to raw text pieces (the sentencepiece model later);
-``lyric_to_ids`` does so for a section's lyric lines (default ``text_to_ids``; a phoneme text model's
-``encode_lyrics``).
+    ``lyric_to_ids`` does so for a section's lyric lines (default ``text_to_ids``; a phoneme text model's
+    ``encode_lyrics``).
 
     Sections with words in the lyrics are matched, in order, to the record's vocal sections (``vocal`` flag,
     else every tag outside intro/inst/outro); the others become ``<no_vocal>`` sections.

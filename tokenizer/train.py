@@ -121,7 +121,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export", help="also write the final weights here in fp16 (e.g. checkpoints/duotok-tiny)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.continue_codebook and (args.stage != "codebook" or not args.init):
+        raise SystemExit("error: --continue-codebook needs --stage codebook and --init (a trained stage-3 folder)")
+    return args
 
 
 def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> DuoTokModel:
@@ -141,8 +144,6 @@ def build_model(args: argparse.Namespace, accelerator: Accelerator, loader) -> D
             mean, std = estimate_mel_stats(loader.dataset, model.frontend)
         model.mel_mean.copy_(mean)
         model.mel_std.copy_(std)
-    if args.continue_codebook and (args.stage != "codebook" or not args.init):
-        raise SystemExit("error: --continue-codebook needs --stage codebook and --init (a trained stage-3 folder)")
     if args.stage == "codebook" and init is not None and not args.continue_codebook:
         model.init_codebook_stage()  # (a resumed run then overwrites everything from its saved state)
     return model
