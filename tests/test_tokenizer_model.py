@@ -162,6 +162,35 @@ def test_config_updates_add_fresh_parts_and_keep_every_trained_weight(tmp_path):
         from_pretrained(tmp_path / "ck", config_updates={"codebook_size": 64})
 
 
+def test_mel_context_starts_at_zero_and_sees_exactly_its_neighbours(tmp_path):
+    torch.manual_seed(0)
+    model = DuoTokModel(small_config().with_updates({"branch_mel_skip": True})).eval()
+    save_pretrained(model, tmp_path / "ck")
+    updated = from_pretrained(tmp_path / "ck", config_updates={"branch_mel_context": 2})
+    assert "vocal_branch.mel_context_conv.0.weight" in updated.state_dict()
+    audio = torch.randn(2, SR)
+    for track in ("vocal", "accomp"):  # zero at the start: the same tokens as before the update
+        assert torch.equal(updated.quantize(audio, track)[1], model.quantize(audio, track)[1])
+    # its gradient flows from the losses
+    out = updated.train().forward_codebook(audio, audio, torch.ones(2, 3, dtype=torch.long), torch.full((2,), 3))
+    out["loss"].backward()
+    assert updated.vocal_branch.mel_context_conv[-1].weight.grad.abs().sum() > 0
+    # receptive field: token t sees the mel frames of tokens t-2 .. t+2 and no further
+    branch = updated.vocal_branch.eval()
+    torch.nn.init.normal_(branch.mel_context_conv[-1].weight)
+    d, frames_dim = updated.config.d_model, updated.config.n_mels * updated.config.subsampling
+    hidden, frames = torch.zeros(1, 9, d), torch.randn(1, 9, frames_dim)
+    with torch.no_grad():
+        base = branch.proj_in(hidden + branch.mel_skip(frames) + branch.mel_context_conv(frames.mT).mT)
+        for neighbour, seen in ((6, True), (7, False)):
+            changed = frames.clone()
+            changed[0, neighbour] += 1.0
+            moved = branch.proj_in(hidden + branch.mel_skip(changed) + branch.mel_context_conv(changed.mT).mT)
+            assert (moved[0, 4] - base[0, 4]).abs().max().item() > 0 if seen else torch.equal(moved[0, 4], base[0, 4])
+    with pytest.raises(ValueError, match="needs the mel skip"):
+        DuoTokModel(small_config().with_updates({"branch_mel_context": 2}))
+
+
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"missing config\.json"):
         from_pretrained(tmp_path)

@@ -220,3 +220,24 @@ def test_fine_tuning_starts_from_the_init_weights(tiny_songs, tmp_path):
     moved = load_vocoder(tmp_path / "run1" / "vocoder" / "final")
     assert any(not torch.equal(a, b) for a, b in zip(moved.state_dict().values(), widened.state_dict().values(),
                                                       strict=True))
+
+
+def test_config_updates_keep_the_backbone_and_start_a_new_head_fresh(tiny_songs, tmp_path):
+    torch.manual_seed(4)
+    start = Vocoder(small_config(dim=40))
+    save_pretrained(start, tmp_path / "start", dtype=torch.float16)
+    assert train_main(["--steps", "1", "--lr", "0", "--init", str(tmp_path / "start"), "--config-updates",
+                       '{"head_n_fft": 960, "head_hop": 240}', "--run-dir", str(tmp_path / "run"), "--data",
+                       str(tiny_songs), "--batch-size", "2", "--crop-seconds", "1", "--warmup", "1"]) == 0
+    tuned, widened = load_vocoder(tmp_path / "run" / "vocoder" / "final"), load_vocoder(tmp_path / "start")
+    assert (tuned.config.dim, tuned.config.head_n_fft, tuned.config.head_hop) == (40, 960, 240)
+    old = widened.state_dict()
+    for name, tensor in tuned.state_dict().items():
+        if name.startswith("head."):  # 2 iSTFT frames of 481 bins per latent frame now: a new shape
+            assert tensor.shape != old[name].shape
+        else:
+            assert torch.equal(tensor, old[name]), name
+    assert tuned(torch.randn(1, 7, 100)).shape == (1, 7 * 480)
+    with pytest.raises(SystemExit, match="head_hop 250 must divide"):
+        train_main(["--steps", "1", "--init", str(tmp_path / "start"), "--config-updates", '{"head_hop": 250}',
+                    "--run-dir", str(tmp_path / "bad"), "--data", str(tiny_songs)])

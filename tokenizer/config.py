@@ -67,6 +67,9 @@ class DuoTokConfig(DictConfig):
     # to the frozen lower stack's output: the SSL-trained stack keeps little of the sung note (a probe on its
     # output found 31% of notes, on the mel frames 95%), and stage 3 cannot retrain it
     branch_mel_skip: bool = False
+    # and (> 0) a convolution over the mel frames of this many tokens on each side (zero at the start): the token's
+    # own 40 ms hold the note but too little of the phone (30% from the token id alone with the skip only)
+    branch_mel_context: int = 0
 
     @property
     def token_rate(self) -> float:

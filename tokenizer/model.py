@@ -56,8 +56,10 @@ class DuoTokModel(nn.Module):
         self.heads = FrameHeads(c.d_model, c.n_mels, n_freq, c.n_stems, c.n_ctc_tokens, c.subsampling, True,
                                 c.n_pitch_classes)
         mel_frames_dim = c.n_mels * c.subsampling if c.branch_mel_skip else 0
-        self.vocal_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size, mel_frames_dim)
-        self.accomp_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size, mel_frames_dim)
+        self.vocal_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size, mel_frames_dim,
+                                            c.branch_mel_context)
+        self.accomp_branch = QuantizedBranch(c.d_model, c.codebook_dim, c.codebook_size, mel_frames_dim,
+                                             c.branch_mel_context)
         self.quantized_upper = TransformerStack(c.upper_layers, c.d_model, c.n_heads, c.ffn_dim, c.dropout)
         self.quantized_heads = FrameHeads(c.d_model, c.n_mels, n_freq, c.n_stems, c.n_ctc_tokens, c.subsampling,
                                           False, c.n_pitch_classes)

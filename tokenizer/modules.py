@@ -80,15 +80,35 @@ class QuantizedBranch(nn.Module):
     """One track's path: ``proj_in -> SimVQ -> proj_out`` (hard routing: each track has its own branch).
     SimVQ keeps a frozen random codebook as a buffer and learns only its linear transform. With
     ``mel_frames_dim > 0`` an MLP of each token's stacked mel frames is added to the input (``mel_skip``; its
-    last layer starts at zero, so training starts from the plain branch)."""
+    last layer starts at zero, so training starts from the plain branch). With ``mel_context > 0`` as well, a
+    small convolution over the mel frames of ``mel_context`` tokens on each side is added too
+    (``mel_context_conv``, also zero at the start): phones are told apart over a few hundred milliseconds, more
+    than one token's 40 ms."""
 
-    def __init__(self, d_model: int, codebook_dim: int, codebook_size: int, mel_frames_dim: int = 0):
+    context_channels = 128  # small: the skip only has to carry what the frozen stack lost, and it ships in fp16
+
+    def __init__(self, d_model: int, codebook_dim: int, codebook_size: int, mel_frames_dim: int = 0,
+                 mel_context: int = 0):
         super().__init__()
+        if mel_context > 0 and mel_frames_dim == 0:
+            raise ValueError("a mel context needs the mel skip (mel_frames_dim > 0)")
         self.mel_skip = None
         if mel_frames_dim > 0:
             self.mel_skip = nn.Sequential(nn.Linear(mel_frames_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
             nn.init.zeros_(self.mel_skip[-1].weight)
             nn.init.zeros_(self.mel_skip[-1].bias)
+        self.mel_context_conv = None
+        if mel_context > 0:
+            # two convolutions of half the width each: the receptive field is 2 * mel_context + 1 tokens
+            half, hidden = (mel_context + 1) // 2, self.context_channels
+            kernels = (2 * half + 1, 2 * (mel_context - half) + 1)
+            self.mel_context_conv = nn.Sequential(
+                nn.Conv1d(mel_frames_dim, hidden, 1), nn.GELU(),
+                nn.Conv1d(hidden, hidden, kernels[0], padding=kernels[0] // 2), nn.GELU(),
+                nn.Conv1d(hidden, hidden, kernels[1], padding=kernels[1] // 2), nn.GELU(),
+                nn.Conv1d(hidden, d_model, 1))
+            nn.init.zeros_(self.mel_context_conv[-1].weight)
+            nn.init.zeros_(self.mel_context_conv[-1].bias)
         self.proj_in = nn.Linear(d_model, codebook_dim)
         self.quantizer = SimVQ(dim=codebook_dim, codebook_size=codebook_size, rotation_trick=True)
         self.proj_out = nn.Linear(codebook_dim, d_model)
@@ -101,6 +121,8 @@ class QuantizedBranch(nn.Module):
             if mel_frames is None:
                 raise ValueError("this branch has a mel skip: pass the token frames' stacked mels")
             x = x + self.mel_skip(mel_frames)
+            if self.mel_context_conv is not None:
+                x = x + self.mel_context_conv(mel_frames.transpose(1, 2)).transpose(1, 2)
         quantized, indices, commit = self.quantizer(self.proj_in(x))
         return self.proj_out(quantized), indices, commit
 

@@ -314,3 +314,18 @@ def save_pretrained(model: Vocoder, directory: str | Path, dtype: torch.dtype = 
 def load_vocoder(directory: str | Path, device: str | torch.device = "cpu") -> Vocoder:
     """Load a folder written by :func:`save_pretrained`; every tensor must match the config (strict)."""
     return load_component(directory, KIND, VocoderConfig.from_dict, Vocoder, device)
+
+
+def with_config_updates(vocoder: Vocoder, updates: dict) -> Vocoder:
+    """A new vocoder whose config is ``vocoder``'s with ``updates`` applied (unknown keys are an error). Every
+    trained tensor whose shape the update leaves alone is kept; the others start fresh. For fine-tuning a
+    trained backbone under another iSTFT head, e.g. ``{"head_n_fft": 960, "head_hop": 240}``."""
+    try:
+        config = VocoderConfig.from_dict({**vocoder.config.to_dict(), **updates})
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"invalid vocoder config update {updates} ({error})") from error
+    updated = Vocoder(config)
+    fresh = updated.state_dict()
+    kept = {k: v for k, v in vocoder.state_dict().items() if k in fresh and fresh[k].shape == v.shape}
+    updated.load_state_dict(kept, strict=False)
+    return updated

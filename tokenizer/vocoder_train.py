@@ -44,6 +44,7 @@ from tokenizer.vocoder import (
     load_vocoder,
     multiscale_mel_l1,
     save_pretrained,
+    with_config_updates,
 )
 
 # Share of training items per track: stems are what the decoder produces, mixes keep it general.
@@ -116,6 +117,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", default="tiny", help="tiny (CPU) or paper")
     parser.add_argument("--init", help="fine-tune a trained vocoder folder (its config replaces --config), e.g. "
                                        "checkpoints/duotok-tiny/vocoder; a resumed run ignores it")
+    parser.add_argument("--config-updates", type=json.loads, default=None,
+                        help='JSON changes to the config, e.g. \'{"head_n_fft": 960, "head_hop": 240}\'; with --init, '
+                             "the trained tensors the change leaves in shape are kept, the rest start fresh")
     parser.add_argument("--data", required=True, help="folder of song folders (training, or evaluation with "
                                                       "--eval-only)")
     parser.add_argument("--run-dir", default="runs/duotok-tiny")
@@ -166,7 +170,13 @@ def main(argv: list[str] | None = None) -> int:
                          num_workers=args.num_workers)
     # Fine-tuning starts from the trained weights in fp32 (a shipped fp16 export is widened on load); the optimizer
     # and schedule start fresh, so --lr and --warmup set the fine-tuning schedule.
-    model = (load_vocoder(args.init) if args.init else Vocoder(get_vocoder_config(args.config))).train()
+    model = load_vocoder(args.init) if args.init else Vocoder(get_vocoder_config(args.config))
+    if args.config_updates:
+        try:
+            model = with_config_updates(model, args.config_updates)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from error
+    model = model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
