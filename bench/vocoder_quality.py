@@ -1,6 +1,9 @@
 """Vocoder quality on whole validation songs, against Griffin-Lim from the same 50 Hz log-mel:
 multi-scale mel L1 (reference/duotok.md §5.2) per stem, the share of sung frames whose F0 stays within 50 cents
-of the original's, and Whisper tiny.en WER on vocoded vocals divided by the WER on the original vocals.
+of the original's, and Whisper tiny.en WER on vocoded vocals divided by the WER on the original vocals. Also the
+mel L1 scale by scale (n_fft 32 … 2048: which time-frequency trade-off the error sits at) and a phase-only
+reference: each stem rebuilt by Griffin-Lim (100 iterations) from its own full linear STFT magnitude (n_fft 1024,
+hop 256), so its mel L1 is what not knowing the phase costs, apart from what the 50 Hz mel leaves out.
 
 ``python -m bench.vocoder_quality [--checkpoint checkpoints/duotok-tiny/vocoder] [--songs data/corpus/validation]``
 Results in bench/results/vocoder_quality.{json,md}."""
@@ -16,7 +19,14 @@ import torch
 from bench.asr import transcribe, word_errors
 from bench.common import machine, save
 from corpus.reader import find_song_folders, read_song
-from tokenizer.vocoder import griffin_lim, load_vocoder, multiscale_mel_l1
+from tokenizer.vocoder import (
+    MULTISCALE_MEL,
+    griffin_lim,
+    griffin_lim_from_audio_stft,
+    load_vocoder,
+    multiscale_mel_l1,
+    multiscale_mel_l1_per_scale,
+)
 
 
 def f0_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -46,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     vocoder = load_vocoder(args.checkpoint)
     config = vocoder.config
-    sums = {k: [] for k in ("voc_vocoder", "voc_gl", "acc_vocoder", "acc_gl")}
+    sums = {k: [] for k in ("voc_vocoder", "voc_gl", "voc_phase_only", "acc_vocoder", "acc_gl", "acc_phase_only")}
+    per_scale = {"voc": [], "acc": []}
     pitch = {"vocoder": [0, 0], "griffin_lim": [0, 0]}
     errors = {"original": [0, 0], "vocoder": [0, 0]}
     for folder in find_song_folders(args.songs)[: args.n]:
@@ -59,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
                 mel = vocoder.latent(signal)
                 rebuilt = vocoder(mel)[0].numpy()
                 baseline = griffin_lim(mel, config)[0].numpy()
-            sums[f"{stem}_vocoder"].append(multiscale_mel_l1(audio, rebuilt, config.sample_rate))
+                phase_only = griffin_lim_from_audio_stft(signal)[0].numpy()
+                per_scale[stem].append([float(t) for t in multiscale_mel_l1_per_scale(
+                    signal[0], torch.from_numpy(rebuilt), config.sample_rate)])
+            sums[f"{stem}_vocoder"].append(float(np.mean(per_scale[stem][-1])))
+            sums[f"{stem}_phase_only"].append(multiscale_mel_l1(audio, phase_only, config.sample_rate))
             sums[f"{stem}_gl"].append(multiscale_mel_l1(audio, baseline, config.sample_rate))
             if stem == "voc":
                 for name, version in (("vocoder", rebuilt), ("griffin_lim", baseline)):
@@ -74,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "vocoder_quality", "machine": machine(), "checkpoint": args.checkpoint,
         "songs": len(sums["voc_vocoder"]),
-        "mel_l1": {"vocals": {"vocoder": round(float(np.mean(sums["voc_vocoder"])), 3),
-                              "griffin_lim": round(float(np.mean(sums["voc_gl"])), 3)},
-                   "accompaniment": {"vocoder": round(float(np.mean(sums["acc_vocoder"])), 3),
-                                     "griffin_lim": round(float(np.mean(sums["acc_gl"])), 3)}},
+        "mel_l1": {name: {"vocoder": round(float(np.mean(sums[f"{stem}_vocoder"])), 3),
+                          "griffin_lim": round(float(np.mean(sums[f"{stem}_gl"])), 3),
+                          "phase_only_reference": round(float(np.mean(sums[f"{stem}_phase_only"])), 3)}
+                   for name, stem in (("vocals", "voc"), ("accompaniment", "acc"))},
+        "vocoder_mel_l1_per_scale": {name: {f"n_fft {n_fft}": round(float(v), 3) for (n_fft, _), v in
+                                            zip(MULTISCALE_MEL, np.mean(per_scale[stem], axis=0), strict=True)}
+                                     for name, stem in (("vocals", "voc"), ("accompaniment", "acc"))},
         "pitch_within_50_cents": {k: round(c / max(v, 1), 4) for k, (c, v) in pitch.items()},
         "whisper_wer": {k: round(v, 4) for k, v in wer.items()},
         "wer_ratio_vocoded_over_original": round(wer["vocoder"] / max(wer["original"], 1e-9), 3),
@@ -91,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
              "| ≤ 0.60 |\n"
              f"| sung frames with F0 within 50 cents | {p['vocoder']:.1%} | {p['griffin_lim']:.1%} | ≥ 96% |\n"
              f"| Whisper WER vocoded ÷ original | {result['wer_ratio_vocoded_over_original']} "
-             f"({wer['vocoder']:.3f} / {wer['original']:.3f}) | – | ≤ 1.15 |\n")
+             f"({wer['vocoder']:.3f} / {wer['original']:.3f}) | – | ≤ 1.15 |\n"
+             "\nPhase-only reference (Griffin-Lim, 100 iterations, from the stem's own linear STFT magnitude, "
+             f"n_fft 1024, hop 256): mel L1 vocals {m['vocals']['phase_only_reference']}, accompaniment "
+             f"{m['accompaniment']['phase_only_reference']}.\n\n"
+             "Vocoder mel L1 scale by scale:\n\n| stem | "
+             + " | ".join(f"n_fft {n}" for n, _ in MULTISCALE_MEL) + " |\n|---|" + "---|" * len(MULTISCALE_MEL) + "\n"
+             + "".join(f"| {name} | " + " | ".join(str(v) for v in scales.values()) + " |\n"
+                       for name, scales in result["vocoder_mel_l1_per_scale"].items()))
     save("vocoder_quality", result, table)
     print(table)
     return 0

@@ -251,21 +251,28 @@ def vocoder_losses(reference: torch.Tensor, estimate: torch.Tensor, latent: Late
 MULTISCALE_MEL = tuple(zip((32, 64, 128, 256, 512, 1024, 2048), (5, 10, 20, 40, 80, 160, 320), strict=True))
 
 
-def multiscale_mel_l1_tensor(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Differentiable form of :func:`multiscale_mel_l1` (same numbers, a 0-d tensor)."""
+def multiscale_mel_l1_per_scale(reference: torch.Tensor, estimate: torch.Tensor,
+                                sample_rate: int) -> list[torch.Tensor]:
+    """The terms of :func:`multiscale_mel_l1`, one 0-d tensor per scale of ``MULTISCALE_MEL`` (differentiable):
+    where along the time-frequency trade-off the error lies."""
     length = min(reference.shape[-1], estimate.shape[-1])  # "both signals trimmed to a common length"
     if length < 1:
         raise ValueError("multiscale_mel_l1 needs non-empty signals")
     reference, estimate = reference[..., :length].float(), estimate[..., :length].float()
-    total = reference.new_zeros(())
+    terms = []
     for n_fft, n_mels in MULTISCALE_MEL:
         # torchaudio MelSpectrogram defaults: hann window of n_fft, hop n_fft // 4, centred reflect, power 2
         window = torch.hann_window(n_fft, device=reference.device)
         basis = _mel_basis(sample_rate, n_fft, n_mels).to(reference.device)
         mels = [torch.log(torch.clamp(basis @ _magnitude(_stft(x, n_fft, n_fft // 4, window)).square(), min=1e-5))
                 for x in (reference, estimate)]
-        total = total + (mels[0] - mels[1]).abs().mean()
-    return total / len(MULTISCALE_MEL)
+        terms.append((mels[0] - mels[1]).abs().mean())
+    return terms
+
+
+def multiscale_mel_l1_tensor(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Differentiable form of :func:`multiscale_mel_l1` (same numbers, a 0-d tensor)."""
+    return torch.stack(multiscale_mel_l1_per_scale(reference, estimate, sample_rate)).mean()
 
 
 def multiscale_mel_l1(reference: torch.Tensor | np.ndarray, estimate: torch.Tensor | np.ndarray,
@@ -283,17 +290,33 @@ def griffin_lim(mel: torch.Tensor, config: VocoderConfig, n_iter: int = 32, mome
                 seed: int = 0) -> torch.Tensor:
     """Baseline: ``log-mel [B, T, n_mels] -> audio [B, T * hop]`` without a network. The mel magnitudes
     are mapped back to linear frequency with the pseudo-inverse of the filterbank (negative values clipped),
-    then the phase is found by fast Griffin-Lim (Perraudin et al. 2013, the momentum form torchaudio uses)
-    on the analysis grid (n_fft, hop) of the latent itself."""
+    then the phase is found by fast Griffin-Lim on the analysis grid (n_fft, hop) of the latent itself."""
     if mel.dim() != 3 or mel.shape[-1] != config.n_mels or mel.shape[1] == 0:
         raise ValueError(f"mel must be non-empty [B, T, {config.n_mels}], got shape {tuple(mel.shape)}")
     basis = _mel_basis(config.sample_rate, config.n_fft, config.n_mels).to(mel.device)
     magnitude = (torch.linalg.pinv(basis) @ mel.float().exp().transpose(1, 2)).clamp(min=0.0)  # [B, F, T]
-    frames, hop, n_fft = mel.shape[1], config.hop_length, config.n_fft
-    length = frames * hop
-    window = torch.hann_window(n_fft, device=mel.device)
+    return _griffin_lim_phase(magnitude, config.n_fft, config.hop_length, mel.shape[1] * config.hop_length,
+                              n_iter, momentum, seed)
+
+
+@torch.no_grad()
+def griffin_lim_from_audio_stft(audio: torch.Tensor, n_fft: int = 1024, hop: int = 256, n_iter: int = 100,
+                                seed: int = 0) -> torch.Tensor:
+    """Reference: ``audio [B, N]`` rebuilt from its own linear STFT magnitude (all of it, at a finer grid than
+    the 50 Hz mel) with a phase found by Griffin-Lim. What is left of the mel L1 here is the cost of not
+    knowing the phase, so it shows how much of a vocoder's error is phase and how much is what the mel drops."""
+    magnitude = _magnitude(_stft(audio.float(), n_fft, hop, torch.hann_window(n_fft, device=audio.device)))
+    return _griffin_lim_phase(magnitude, n_fft, hop, audio.shape[-1], n_iter, 0.99, seed)
+
+
+def _griffin_lim_phase(magnitude: torch.Tensor, n_fft: int, hop: int, length: int, n_iter: int, momentum: float,
+                       seed: int) -> torch.Tensor:
+    """Fast Griffin-Lim (Perraudin et al. 2013, the momentum form torchaudio uses): audio of ``length`` samples
+    whose centred STFT magnitude approaches ``magnitude [B, F, T]``."""
+    frames = magnitude.shape[-1]
+    window = torch.hann_window(n_fft, device=magnitude.device)
     generator = torch.Generator().manual_seed(seed)
-    angles = torch.exp(2j * math.pi * torch.rand(magnitude.shape, generator=generator)).to(mel.device)
+    angles = torch.exp(2j * math.pi * torch.rand(magnitude.shape, generator=generator)).to(magnitude.device)
     previous = torch.zeros_like(angles)
     for _ in range(n_iter):
         audio = torch.istft(magnitude * angles, n_fft, hop, window=window, center=True, length=length)
