@@ -206,8 +206,10 @@ def table(result: dict) -> str:
         lines += ["", f"Whisper on the original vocals: WER {s['vocal']['original_wer']} over "
                       f"{s['vocal']['lyric_words']} words; with noise 50 dB down (the judge's own noise): "
                       f"{s['vocal']['original+noise_wer']}."]
-    lines += ["", f"Decoding speed (`DuoTok.decode`: both decoders at the default steps + the vocoder): "
-                  f"{result['decode_real_time_factor']}× real time on this machine (2 threads)."]
+    steps = (f"their default steps {result['steps']}" if isinstance(result["steps"], dict)
+             else f"{result['steps']} flow steps")
+    lines += ["", f"Decoding speed of the `decoder` condition (`DuoTok.decode`: both decoders at {steps} + the "
+                  f"vocoder): {result['decode_real_time_factor']}× real time on this machine (2 threads)."]
     return "\n".join(lines)
 
 

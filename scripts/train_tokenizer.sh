@@ -12,6 +12,7 @@ STEPS_SSL=${STEPS_SSL:-800}
 STEPS_MT=${STEPS_MT:-2000}
 STEPS_CB=${STEPS_CB:-1800}
 STEPS_CB_MORE=${STEPS_CB_MORE:-1800}   # stage 3 continued (its own run folder, so it does not resume the first)
+STEPS_CB_CONTEXT=${STEPS_CB_CONTEXT:-1800}  # stage 3 continued again with the mel context added
 # Stage 3 adds a mel skip into each branch and frame-wise targets from the corpus labels (the sung note and the
 # phone at every token frame); without them the vocal tokens kept little of the melody (model card).
 STAGE3_UPDATES='{"n_pitch_classes": 49, "branch_mel_skip": true, "loss_weights": {"frame_pitch": 1.0, "frame_phone": 1.0}}'
@@ -38,9 +39,19 @@ $PY -m tokenizer.eval --checkpoint "$RUN/export-first" --data "$VAL" --metrics s
 # with a fresh warm-up and a lower peak rate instead of starting stage 3 over.
 if [ ! -f "$RUN/continued/codebook/done" ]; then
   $PY -m tokenizer.train --stage codebook --init "$RUN/export-first" --continue-codebook --data "$TRAIN" \
-    --run-dir "$RUN/continued" --steps "$STEPS_CB_MORE" --lr 2e-4 --warmup 100 --export "$RUN/export"
+    --run-dir "$RUN/continued" --steps "$STEPS_CB_MORE" --lr 2e-4 --warmup 100 --export "$RUN/export-continued"
   touch "$RUN/continued/codebook/done"
 fi
-$PY -m tokenizer.eval --checkpoint "$RUN/export" --data "$VAL" --metrics separation,ctc,frames,codebook \
+$PY -m tokenizer.eval --checkpoint "$RUN/export-continued" --data "$VAL" --metrics separation,ctc,frames,codebook \
   --out "$RUN/continued/metrics.json"
+# Phones are told apart over more than one token's 40 ms: each branch then also sees the mel frames of 4 tokens on
+# each side (a convolution that starts at zero, so training goes on from the tokens above).
+if [ ! -f "$RUN/context/codebook/done" ]; then
+  $PY -m tokenizer.train --stage codebook --init "$RUN/export-continued" --continue-codebook \
+    --config-updates '{"branch_mel_context": 4}' --data "$TRAIN" --run-dir "$RUN/context" \
+    --steps "$STEPS_CB_CONTEXT" --lr 2e-4 --warmup 100 --export "$RUN/export"
+  touch "$RUN/context/codebook/done"
+fi
+$PY -m tokenizer.eval --checkpoint "$RUN/export" --data "$VAL" --metrics separation,ctc,frames,codebook \
+  --out "$RUN/context/metrics.json"
 echo "trained; metrics in $RUN/**/metrics.json; copy $RUN/export to $EXPORT when they beat the shipped ones"
