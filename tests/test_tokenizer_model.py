@@ -181,11 +181,11 @@ def test_mel_context_starts_at_zero_and_sees_exactly_its_neighbours(tmp_path):
     d, frames_dim = updated.config.d_model, updated.config.n_mels * updated.config.subsampling
     hidden, frames = torch.zeros(1, 9, d), torch.randn(1, 9, frames_dim)
     with torch.no_grad():
-        base = branch.proj_in(hidden + branch.mel_skip(frames) + branch.mel_context_conv(frames.mT).mT)
+        base = branch.quantizer_input(hidden, frames)
         for neighbour, seen in ((6, True), (7, False)):
             changed = frames.clone()
             changed[0, neighbour] += 1.0
-            moved = branch.proj_in(hidden + branch.mel_skip(changed) + branch.mel_context_conv(changed.mT).mT)
+            moved = branch.quantizer_input(hidden, changed)
             assert (moved[0, 4] - base[0, 4]).abs().max().item() > 0 if seen else torch.equal(moved[0, 4], base[0, 4])
     with pytest.raises(ValueError, match="needs the mel skip"):
         DuoTokModel(small_config().with_updates({"branch_mel_context": 2}))

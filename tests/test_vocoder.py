@@ -254,3 +254,11 @@ def test_mel_l1_scale_by_scale_and_the_phase_only_reference():
     rebuilt = griffin_lim_from_audio_stft(clean[None], n_iter=32)
     assert rebuilt.shape == (1, SR)
     assert multiscale_mel_l1(clean, rebuilt[0]) < 0.5 * multiscale_mel_l1(clean, other)
+
+
+def test_config_updates_merge_loss_weights_key_by_key():
+    updated = VocoderConfig().with_updates({"loss_weights": {"mel": 2.0}, "head_hop": 240})
+    assert updated.loss_weights == {"mel": 2.0, "multiscale_mel": 1.0, "stft_sc": 1.0, "stft_mag": 1.0}
+    assert updated.head_hop == 240 and VocoderConfig().head_hop == 480  # a copy: the original is unchanged
+    with pytest.raises(ValueError, match="unknown VocoderConfig keys"):
+        VocoderConfig().with_updates({"head_hopp": 240})

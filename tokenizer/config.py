@@ -24,6 +24,14 @@ class DictConfig:
             raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
         return cls(**data)
 
+    def with_updates(self, updates: dict):
+        """A copy with ``updates`` applied; dict-valued fields (``loss_weights``) merge key by key, so an update
+        of one weight keeps the others; unknown keys are an error."""
+        data = self.to_dict()
+        for key, value in updates.items():
+            data[key] = {**data[key], **value} if isinstance(data.get(key), dict) else value
+        return type(self).from_dict(data)
+
 
 @dataclass
 class DuoTokConfig(DictConfig):
@@ -85,13 +93,6 @@ class DuoTokConfig(DictConfig):
         import math
 
         return 2 * self.token_rate * math.log2(self.codebook_size)
-
-    def with_updates(self, updates: dict) -> DuoTokConfig:
-        """A copy with ``updates`` applied; ``loss_weights`` merge key by key, unknown keys are an error."""
-        data = self.to_dict()
-        for key, value in updates.items():
-            data[key] = {**data[key], **value} if key == "loss_weights" else value
-        return DuoTokConfig.from_dict(data)
 
     def save(self, path: str | Path) -> None:
         from corpus.audio_io import atomic_write_json

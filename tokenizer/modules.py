@@ -117,14 +117,19 @@ class QuantizedBranch(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x [B, T, d]`` (and ``mel_frames [B, T, mel_frames_dim]`` when the branch has a mel skip)
         ``-> (decoded [B, T, d], indices [B, T], commitment loss)``."""
+        quantized, indices, commit = self.quantizer(self.quantizer_input(x, mel_frames))
+        return self.proj_out(quantized), indices, commit
+
+    def quantizer_input(self, x: torch.Tensor, mel_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """The vector SimVQ quantizes, ``[B, T, codebook_dim]``: ``proj_in`` of the stack's output plus the mel
+        skip and context."""
         if self.mel_skip is not None:
             if mel_frames is None:
                 raise ValueError("this branch has a mel skip: pass the token frames' stacked mels")
             x = x + self.mel_skip(mel_frames)
             if self.mel_context_conv is not None:
                 x = x + self.mel_context_conv(mel_frames.transpose(1, 2)).transpose(1, 2)
-        quantized, indices, commit = self.quantizer(self.proj_in(x))
-        return self.proj_out(quantized), indices, commit
+        return self.proj_in(x)
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         """``indices [B, T] -> codes [B, T, codebook_dim]`` (the quantized vectors the decoders consume)."""

@@ -344,7 +344,7 @@ def with_config_updates(vocoder: Vocoder, updates: dict) -> Vocoder:
     trained tensor whose shape the update leaves alone is kept; the others start fresh. For fine-tuning a
     trained backbone under another iSTFT head, e.g. ``{"head_n_fft": 960, "head_hop": 240}``."""
     try:
-        config = VocoderConfig.from_dict({**vocoder.config.to_dict(), **updates})
+        config = vocoder.config.with_updates(updates)
     except (ValueError, TypeError) as error:
         raise ValueError(f"invalid vocoder config update {updates} ({error})") from error
     updated = Vocoder(config)

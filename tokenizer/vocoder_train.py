@@ -170,12 +170,16 @@ def main(argv: list[str] | None = None) -> int:
                          num_workers=args.num_workers)
     # Fine-tuning starts from the trained weights in fp32 (a shipped fp16 export is widened on load); the optimizer
     # and schedule start fresh, so --lr and --warmup set the fine-tuning schedule.
-    model = load_vocoder(args.init) if args.init else Vocoder(get_vocoder_config(args.config))
-    if args.config_updates:
-        try:
-            model = with_config_updates(model, args.config_updates)
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from error
+    try:
+        if args.init:
+            model = load_vocoder(args.init)
+            if args.config_updates:
+                model = with_config_updates(model, args.config_updates)
+        else:
+            config = get_vocoder_config(args.config)
+            model = Vocoder(config.with_updates(args.config_updates) if args.config_updates else config)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"error: invalid --config-updates {args.config_updates} ({error})") from error
     model = model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
 
