@@ -12,7 +12,7 @@ import torch
 from tests.test_tokenizer_model import small_config
 from tests.test_vocoder import small_config as small_vocoder_config
 from tokenizer.checkpoint import CheckpointError, save_pretrained
-from tokenizer.decoder import DecoderConfig, TrackDecoder, load_decoder, save_decoder
+from tokenizer.decoder import DecoderConfig, TrackDecoder, load_decoder, save_decoder, with_config_updates
 from tokenizer.duotok import DuoTok, TrackTokens
 from tokenizer.model import DuoTokModel
 from tokenizer.train import main as train_main
@@ -197,6 +197,30 @@ def test_training_cli_runs_a_step_and_resumes(tmp_path):
     with pytest.raises(SystemExit, match="is a vocal decoder, not accomp"):
         train_main([*tuned_args, "--steps", "1", "--init", str(tmp_path / "export"), "--track", "accomp",
                     "--run-dir", str(tmp_path / "run3")])
+    # a deeper decoder from the trained one, through the CLI: one more encoder block, the rest kept
+    assert train_main([*tuned_args, "--steps", "1", "--init", str(tmp_path / "export"), "--run-dir",
+                       str(tmp_path / "run4"), "--config-updates", '{"encoder_layers": 2}']) == 0
+    deeper = load_decoder(tmp_path / "run4" / "decoder-vocal" / "final")
+    assert deeper.config.encoder_layers == 2 and len(deeper.encoder) == 2
+    with pytest.raises(SystemExit, match="invalid decoder config update"):
+        train_main([*tuned_args, "--steps", "1", "--init", str(tmp_path / "export"), "--run-dir",
+                    str(tmp_path / "run5"), "--config-updates", '{"encoder_layer": 2}'])
+
+
+def test_added_blocks_start_as_the_identity_and_the_trained_weights_are_kept():
+    model = small_decoder("vocal", 4)
+    with torch.no_grad():  # trained-looking blocks: non-zero outputs everywhere
+        for block in (*model.encoder, *model.dit):
+            block.attn.out.weight.normal_(std=0.05)
+    deeper = with_config_updates(model, {"encoder_layers": 3, "dit_layers": 2}).eval()
+    assert (len(deeper.encoder), len(deeper.dit)) == (3, 2)
+    indices = torch.randint(0, K, (2, 10))
+    torch.testing.assert_close(deeper.generate(indices, steps=0), model.generate(indices, steps=0))
+    torch.testing.assert_close(deeper.generate(indices, steps=2, seed=3), model.generate(indices, steps=2, seed=3))
+    torch.testing.assert_close(deeper.code_table, model.code_table)
+    # the new blocks train: their zeroed outputs get a gradient
+    deeper.train().losses(indices, torch.randn(2, 20, model.config.n_mels))["loss"].backward()
+    assert deeper.encoder[2].attn.out.weight.grad.abs().sum() > 0
 
 
 def test_paper_config_builds_and_takes_a_training_step():

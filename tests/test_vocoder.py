@@ -109,7 +109,7 @@ def test_losses_are_named_finite_and_train():
     model = Vocoder(small_config()).train()
     audio = tone(0.5)[None].repeat(2, 1)
     out = model.losses(audio)
-    assert set(out) == {"mel", "multiscale_mel", "stft_sc", "stft_mag", "loss"}
+    assert set(out) == {"mel", "multiscale_mel", "stft_sc", "stft_mag", "stft_if", "loss"}
     assert all(v.isfinite() for v in out.values())
     out["loss"].backward()
     assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters())
@@ -262,3 +262,23 @@ def test_config_updates_merge_loss_weights_key_by_key():
     assert updated.head_hop == 240 and VocoderConfig().head_hop == 480  # a copy: the original is unchanged
     with pytest.raises(ValueError, match="unknown VocoderConfig keys"):
         VocoderConfig().with_updates({"head_hopp": 240})
+
+
+def test_instantaneous_frequency_loss_sees_a_partial_off_its_frequency_but_not_a_phase_offset():
+    from tokenizer.vocoder import _magnitude, _stft, instantaneous_frequency_loss
+
+    def spectrum(freq: float, phase: float = 0.0) -> torch.Tensor:
+        t = torch.arange(SR) / SR
+        return _stft((0.3 * torch.sin(2 * math.pi * freq * t + phase))[None], 1024, 256, torch.hann_window(1024))
+
+    def loss(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+        return float(instantaneous_frequency_loss(reference, estimate, _magnitude(reference), _magnitude(estimate)))
+
+    reference = spectrum(220.0)
+    assert loss(reference, reference) == pytest.approx(0.0, abs=1e-6)
+    # 80 cents sharp: within a bin or so (23 Hz bins), so the magnitude barely moves, but the advance does
+    sharp = loss(reference, spectrum(220.0 * 2 ** (80 / 1200)))
+    slightly_sharp = loss(reference, spectrum(220.0 * 2 ** (20 / 1200)))
+    assert sharp > 0.05 and slightly_sharp < sharp
+    # a constant phase offset keeps the frame-to-frame advance (only the reflect-padded edge frames differ)
+    assert loss(reference, spectrum(220.0, phase=2.0)) < 0.05 * sharp

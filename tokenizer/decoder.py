@@ -280,3 +280,26 @@ def save_decoder(model: TrackDecoder, directory: str | Path, dtype: torch.dtype 
 
 def load_decoder(directory: str | Path, device: str | torch.device = "cpu") -> TrackDecoder:
     return load_component(directory, KIND, DecoderConfig.from_dict, TrackDecoder, device)
+
+
+def with_config_updates(decoder: TrackDecoder, updates: dict) -> TrackDecoder:
+    """A new decoder whose config is ``decoder``'s with ``updates`` applied (unknown keys are an error). Every
+    trained tensor (and buffer: code table, standardisation) whose shape the update leaves alone is kept.
+    Transformer blocks the update adds, e.g. ``{"encoder_layers": 6}`` on a 4-layer decoder, come after the
+    trained ones and start as the identity (their attention and MLP outputs zeroed), so fine-tuning starts
+    from exactly the trained decoder's output and only adds capacity; other new tensors start fresh."""
+    try:
+        config = decoder.config.with_updates(updates)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"invalid decoder config update {updates} ({error})") from error
+    updated = TrackDecoder(config)
+    fresh = updated.state_dict()
+    kept = {k: v for k, v in decoder.state_dict().items() if k in fresh and fresh[k].shape == v.shape}
+    updated.load_state_dict(kept, strict=False)
+    for stack in ("encoder", "dit"):
+        for index, block in enumerate(getattr(updated, stack)):
+            if f"{stack}.{index}.attn.out.weight" not in kept:
+                for layer in (block.attn.out, block.mlp[-1]):
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
+    return updated

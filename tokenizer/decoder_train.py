@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -29,7 +30,7 @@ from accelerate.utils import set_seed
 from corpus.audio_io import read_audio
 from tokenizer.checkpoint import from_pretrained
 from tokenizer.data import TRACK_FILES
-from tokenizer.decoder import TrackDecoder, get_decoder_config, load_decoder, save_decoder
+from tokenizer.decoder import TrackDecoder, get_decoder_config, load_decoder, save_decoder, with_config_updates
 from tokenizer.tokenize_corpus import iter_records
 from tokenizer.training import (
     TrainProgress,
@@ -157,6 +158,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--init", help="fine-tune a trained decoder folder of the same track (its config replaces "
                                        "--config and the size overrides); the code table still comes from "
                                        "--tokenizer, so a decoder can follow a retrained tokenizer")
+    parser.add_argument("--config-updates", type=json.loads, default=None,
+                        help='JSON changes to the decoder config, mainly with --init, e.g. \'{"encoder_layers": 6}\' '
+                             "(trained tensors the change leaves alone are kept; added transformer blocks start as "
+                             "the identity)")
     parser.add_argument("--eval-data", help="held-out song folders (e.g. data/corpus/validation)")
     parser.add_argument("--eval-tokens", help="their token corpus (e.g. data/tokens/validation)")
     parser.add_argument("--run-dir", default="runs/duotok-tiny")
@@ -208,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                              f"of {overrides['code_dim']}")
     else:
         model = TrackDecoder(get_decoder_config(args.config, args.track, **overrides))
+    if args.config_updates:
+        try:
+            model = with_config_updates(model, args.config_updates)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from error
     branch = {"vocal": tokenizer.vocal_branch, "accomp": tokenizer.accomp_branch}[args.track]
     with torch.no_grad():
         model.code_table.copy_(branch.indices_to_codes(torch.arange(tokenizer.config.codebook_size)))
