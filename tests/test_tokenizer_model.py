@@ -159,7 +159,16 @@ def test_config_updates_add_fresh_parts_and_keep_every_trained_weight(tmp_path):
     with pytest.raises(CheckpointError, match="invalid config update"):
         from_pretrained(tmp_path / "ck", config_updates={"n_pitch_clases": 49})
     with pytest.raises(CheckpointError, match="do not match"):  # an update that reshapes trained weights
-        from_pretrained(tmp_path / "ck", config_updates={"codebook_size": 64})
+        from_pretrained(tmp_path / "ck", config_updates={"codebook_dim": model.config.codebook_dim * 2})
+    # a larger codebook: new random frozen codes, every trained tensor kept (the codes' learned transform too)
+    larger = from_pretrained(tmp_path / "ck", config_updates={"codebook_size": 4 * model.config.codebook_size})
+    state = larger.state_dict()
+    for name, tensor in model.state_dict().items():
+        if name.endswith("frozen_codebook"):
+            assert state[name].shape[0] == 4 * tensor.shape[0], name
+        else:
+            assert torch.equal(state[name], tensor), name
+    assert larger.quantize(audio, "vocal")[1].max() < 4 * model.config.codebook_size
 
 
 def test_mel_context_starts_at_zero_and_sees_exactly_its_neighbours(tmp_path):

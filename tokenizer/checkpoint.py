@@ -38,14 +38,15 @@ def write_weights(model: nn.Module, directory: Path, dtype: torch.dtype = torch.
 
 def read_weights(model: nn.Module, directory: Path, new_keys: frozenset[str] = frozenset()) -> None:
     """Load ``directory/model.safetensors`` into ``model`` strictly (casting to the model's dtypes), with
-    clear errors for unreadable or mismatching files. ``new_keys`` may be absent from the file (parts that a
-    config update added, which keep their fresh initialisation); nothing else may."""
+    clear errors for unreadable or mismatching files. ``new_keys`` keep their fresh initialisation (parts that
+    a config update added, or frozen codebooks it resized) and are not read from the file; everything else
+    must be there."""
     try:
         state = load_file(directory / "model.safetensors")
     except Exception as error:  # safetensors raises its own error types for truncated or corrupt files
         raise CheckpointError(f"{directory / 'model.safetensors'}: unreadable ({error})") from error
     reference = model.state_dict()
-    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items() if k not in new_keys}
     try:
         missing, unexpected = model.load_state_dict(state, strict=not new_keys)
     except RuntimeError as error:
@@ -69,8 +70,9 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
     """Load a folder written by ``save_pretrained``; every tensor must match the config (strict).
 
     ``config_updates`` (for fine-tuning, e.g. ``{"n_pitch_classes": 49, "loss_weights": {"frame_pitch": 1}}``)
-    changes the config before the weights load: parts the update adds start fresh, every other tensor must
-    still be in the file with its shape."""
+    changes the config before the weights load: parts the update adds start fresh, and so do resized frozen
+    SimVQ codebooks (``{"codebook_size": 4096}``: new random codes, while the learned transforms, the mel skips
+    and everything else keep their weights); every other tensor must still be in the file with its shape."""
     directory = Path(directory)
     for name in ("config.json", "model.safetensors"):
         if not (directory / name).is_file():
@@ -86,7 +88,11 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
         except (ValueError, TypeError) as error:
             raise CheckpointError(f"invalid config update {config_updates} ({error})") from error
         model = DuoTokModel(updated)
-        new_keys = frozenset(model.state_dict()) - frozenset(DuoTokModel(config).state_dict())
+        before = {k: v.shape for k, v in DuoTokModel(config).state_dict().items()}
+        # a SimVQ's frozen codebook is random by design and never trained, so a resized one may start fresh;
+        # any other resized tensor is trained and stays an error below
+        new_keys = frozenset(k for k, v in model.state_dict().items()
+                             if k not in before or (before[k] != v.shape and k.endswith(".frozen_codebook")))
     else:
         model = DuoTokModel(config)
     read_weights(model, directory, new_keys)
