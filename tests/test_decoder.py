@@ -205,6 +205,15 @@ def test_training_cli_runs_a_step_and_resumes(tmp_path):
     with pytest.raises(SystemExit, match="invalid decoder config update"):
         train_main([*tuned_args, "--steps", "1", "--init", str(tmp_path / "export"), "--run-dir",
                     str(tmp_path / "run5"), "--config-updates", '{"encoder_layer": 2}'])
+    # a tokenizer retrained with a larger codebook: refused with the way out, then followed with it
+    save_pretrained(DuoTokModel(small_config().with_updates({"codebook_size": 2 * K})), tmp_path / "duotok3")
+    larger_args = [*args[:args.index("--tokenizer")], "--tokenizer", str(tmp_path / "duotok3"), "--batch-size", "2",
+                   "--crop-tokens", "20", "--steps", "1", "--init", str(tmp_path / "export")]
+    with pytest.raises(SystemExit, match="codebook_size"):
+        train_main([*larger_args, "--run-dir", str(tmp_path / "run6")])
+    assert train_main([*larger_args, "--run-dir", str(tmp_path / "run7"), "--config-updates",
+                       json.dumps({"codebook_size": 2 * K})]) == 0
+    assert load_decoder(tmp_path / "run7" / "decoder-vocal" / "final").code_table.shape == (2 * K, 16)
 
 
 def test_added_blocks_start_as_the_identity_and_the_trained_weights_are_kept():

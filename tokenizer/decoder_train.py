@@ -207,10 +207,6 @@ def main(argv: list[str] | None = None) -> int:
         model = load_decoder(args.init)
         if model.config.track != args.track:
             raise SystemExit(f"error: {args.init} is a {model.config.track} decoder, not {args.track}")
-        if (model.config.codebook_size, model.config.code_dim) != (overrides["codebook_size"], overrides["code_dim"]):
-            raise SystemExit(f"error: {args.init} reads {model.config.codebook_size} codes of "
-                             f"{model.config.code_dim} dimensions; {args.tokenizer} has {overrides['codebook_size']} "
-                             f"of {overrides['code_dim']}")
     else:
         model = TrackDecoder(get_decoder_config(args.config, args.track, **overrides))
     if args.config_updates:
@@ -218,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             model = with_config_updates(model, args.config_updates)
         except ValueError as error:
             raise SystemExit(f"error: {error}") from error
+    if (model.config.codebook_size, model.config.code_dim) != (overrides["codebook_size"], overrides["code_dim"]):
+        raise SystemExit(f"error: {args.init or 'the decoder'} reads {model.config.codebook_size} codes of {model.config.code_dim} "
+                         f"dimensions; {args.tokenizer} has {overrides['codebook_size']} of {overrides['code_dim']} "
+                         f"(a larger codebook: --config-updates '{{\"codebook_size\": {overrides['codebook_size']}}}')")
     branch = {"vocal": tokenizer.vocal_branch, "accomp": tokenizer.accomp_branch}[args.track]
     with torch.no_grad():
         model.code_table.copy_(branch.indices_to_codes(torch.arange(tokenizer.config.codebook_size)))
