@@ -215,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             raise SystemExit(f"error: {error}") from error
     if (model.config.codebook_size, model.config.code_dim) != (overrides["codebook_size"], overrides["code_dim"]):
+        size, dim = overrides["codebook_size"], overrides["code_dim"]
         raise SystemExit(f"error: {args.init or 'the decoder'} reads {model.config.codebook_size} codes of "
-                         f"{model.config.code_dim} dimensions; {args.tokenizer} has {overrides['codebook_size']} of {overrides['code_dim']} "
-                         f"(a larger codebook: --config-updates '{{\"codebook_size\": {overrides['codebook_size']}}}')")
+                         f"{model.config.code_dim} dimensions; {args.tokenizer} has {size} of {dim} (a larger "
+                         f"codebook: --config-updates '{{\"codebook_size\": {size}}}')")
     branch = {"vocal": tokenizer.vocal_branch, "accomp": tokenizer.accomp_branch}[args.track]
     with torch.no_grad():
         model.code_table.copy_(branch.indices_to_codes(torch.arange(tokenizer.config.codebook_size)))
