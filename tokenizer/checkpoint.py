@@ -99,6 +99,21 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu",
     return model.to(device).eval()
 
 
+def rebuild_with_config_updates(model: nn.Module, updates: dict, build, kind: str) -> tuple[nn.Module, frozenset[str]]:
+    """``(build(config with updates), names of the kept tensors)`` for a stage-4 part: unknown keys are a
+    ``ValueError``; every tensor whose name and shape the update leaves alone is copied over, the others keep
+    ``build``'s fresh initialisation (the caller may start some of them otherwise)."""
+    try:
+        config = model.config.with_updates(updates)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"invalid {kind} config update {updates} ({error})") from error
+    updated = build(config)
+    fresh = updated.state_dict()
+    kept = {k: v for k, v in model.state_dict().items() if k in fresh and fresh[k].shape == v.shape}
+    updated.load_state_dict(kept, strict=False)
+    return updated, frozenset(kept)
+
+
 def save_component(model: nn.Module, directory: str | Path, kind: str, config: dict,
                    dtype: torch.dtype = torch.float32, metadata: dict[str, str] | None = None) -> None:
     """A stage-4 part (``kind`` "vocoder" or "decoder") in a folder of its own: ``config.json`` with

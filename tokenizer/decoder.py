@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tokenizer.checkpoint import load_component, save_component
+from tokenizer.checkpoint import load_component, rebuild_with_config_updates, save_component
 from tokenizer.config import DictConfig
 from tokenizer.vocoder import ConvNeXtBlock
 
@@ -288,14 +288,7 @@ def with_config_updates(decoder: TrackDecoder, updates: dict) -> TrackDecoder:
     Transformer blocks the update adds, e.g. ``{"encoder_layers": 6}`` on a 4-layer decoder, come after the
     trained ones and start as the identity (their attention and MLP outputs zeroed), so fine-tuning starts
     from exactly the trained decoder's output and only adds capacity; other new tensors start fresh."""
-    try:
-        config = decoder.config.with_updates(updates)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"invalid decoder config update {updates} ({error})") from error
-    updated = TrackDecoder(config)
-    fresh = updated.state_dict()
-    kept = {k: v for k, v in decoder.state_dict().items() if k in fresh and fresh[k].shape == v.shape}
-    updated.load_state_dict(kept, strict=False)
+    updated, kept = rebuild_with_config_updates(decoder, updates, TrackDecoder, "decoder")
     for stack in ("encoder", "dit"):
         for index, block in enumerate(getattr(updated, stack)):
             if f"{stack}.{index}.attn.out.weight" not in kept:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tokenizer.checkpoint import load_component, save_component
+from tokenizer.checkpoint import load_component, rebuild_with_config_updates, save_component
 from tokenizer.config import DictConfig
 
 LOG_FLOOR = 1e-5
@@ -364,12 +364,4 @@ def with_config_updates(vocoder: Vocoder, updates: dict) -> Vocoder:
     """A new vocoder whose config is ``vocoder``'s with ``updates`` applied (unknown keys are an error). Every
     trained tensor whose shape the update leaves alone is kept; the others start fresh. For fine-tuning a
     trained backbone under another iSTFT head, e.g. ``{"head_n_fft": 960, "head_hop": 240}``."""
-    try:
-        config = vocoder.config.with_updates(updates)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"invalid vocoder config update {updates} ({error})") from error
-    updated = Vocoder(config)
-    fresh = updated.state_dict()
-    kept = {k: v for k, v in vocoder.state_dict().items() if k in fresh and fresh[k].shape == v.shape}
-    updated.load_state_dict(kept, strict=False)
-    return updated
+    return rebuild_with_config_updates(vocoder, updates, Vocoder, "vocoder")[0]
