@@ -254,7 +254,7 @@ def instantaneous_frequency_loss(ref_spec: torch.Tensor, est_spec: torch.Tensor,
                                  est_magnitude: torch.Tensor) -> torch.Tensor:
     """How far the estimate's phase advance from frame to frame (its instantaneous frequency) is from the
     reference's, as 1 − cos of the difference (so 2π wraps cost nothing; APNet's anti-wrapping idea), weighted
-    by the reference magnitude so the loud partials count and silent bins do not. The magnitude losses cannot
+    by the reference's magnitude in both frames so the loud partials count and silent bins do not. The magnitude losses cannot
     see a partial that sits a little off its frequency inside its bin, and that is where the vocoder's pitch
     misses were (bench.vocoder_quality: off by more than 50 cents, rarely octaves). Written in complex
     products, without angle(), whose gradient is undefined at zero. Off by default: 2,400 fine-tuning steps of
