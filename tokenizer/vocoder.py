@@ -256,10 +256,10 @@ def instantaneous_frequency_loss(ref_spec: torch.Tensor, est_spec: torch.Tensor,
     reference's, as 1 − cos of the difference (so 2π wraps cost nothing; APNet's anti-wrapping idea), weighted
     by the reference's magnitude in both frames so the loud partials count and silent bins do not. The
     magnitude losses cannot see a partial that sits a little off its frequency inside its bin, and that is
-    where the vocoder's pitch misses were (bench.vocoder_quality: off by more than 50 cents, rarely octaves). Written in complex
-    products, without angle(), whose gradient is undefined at zero. Off by default: 2,400 fine-tuning steps of
-    the shipped vocoder at weight 1 lowered it only from 0.23 to 0.21 and left the pitch agreement where it was
-    (94.1% vs 94.3%, mel L1 0.409 / 0.670 vs 0.410 / 0.672)."""
+    where the vocoder's pitch misses were (bench.vocoder_quality: off by more than 50 cents, rarely
+    octaves). Written in complex products, without angle(), whose gradient is undefined at zero. Off by
+    default: 2,400 fine-tuning steps of the shipped vocoder at weight 1 lowered it only from 0.23 to 0.21 and
+    left the pitch agreement where it was (94.1% vs 94.3%, mel L1 0.409 / 0.670 vs 0.410 / 0.672)."""
     ref_unit = ref_spec / ref_magnitude
     est_unit = est_spec / est_magnitude.clamp(min=1e-4)  # quiet estimate bins: a bounded gradient
     ref_advance = ref_unit[..., 1:] * ref_unit[..., :-1].conj()
