@@ -47,10 +47,7 @@ def branch_features(model: DuoTokModel, songs: Path, crops_per_song: int, seed: 
     features: dict[str, list[torch.Tensor]] = {point: [] for point in POINTS}
     labels = []
     for batch in loader:
-        normalised = model.normalise(model.analyse(batch["vocals"])[1])
-        lower = model.encode_lower(normalised)
-        b, n_mel, n_mels = normalised.shape
-        mel_frames = normalised.reshape(b, n_mel // config.subsampling, config.subsampling * n_mels)
+        lower, mel_frames, _ = model.branch_inputs(batch["vocals"])
         quantizer_input = branch.quantizer_input(lower, mel_frames)
         indices = branch.quantizer(quantizer_input)[1]
         for point, value in zip(POINTS, (mel_frames, quantizer_input, branch.indices_to_codes(indices)), strict=True):

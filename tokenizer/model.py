@@ -198,14 +198,20 @@ class DuoTokModel(nn.Module):
     def quantize(self, audio: torch.Tensor, track: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """Route ``audio`` of one track through its branch: ``(decoded [B,T,d], indices [B,T], commit, analysis)``."""
         branch = {"vocal": self.vocal_branch, "accomp": self.accomp_branch}[track]
+        lower, mel_frames, analysis = self.branch_inputs(audio)
+        decoded, indices, commit = branch(lower, mel_frames)
+        return decoded, indices, commit, analysis
+
+    def branch_inputs(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """What a branch reads from ``audio``: ``(frozen lower-stack output [B,T,d], each token's stacked
+        normalised mel frames [B,T,subsampling·n_mels], {"spec", "normalised"})``."""
         spec, mel = self.analyse(audio)
         normalised = self.normalise(mel)
         with torch.no_grad():  # the lower stack is frozen from stage 3 on
             lower = self.encode_lower(normalised)
         b, n_mel, n_mels = normalised.shape  # n_mel is a whole number of tokens (analyse crops it)
         mel_frames = normalised.reshape(b, n_mel // self.config.subsampling, self.config.subsampling * n_mels)
-        decoded, indices, commit = branch(lower, mel_frames)
-        return decoded, indices, commit, {"spec": spec, "normalised": normalised}
+        return lower, mel_frames, {"spec": spec, "normalised": normalised}
 
     def forward_codebook(self, vocals: torch.Tensor, accompaniment: torch.Tensor, phones: torch.Tensor,
                          phone_lengths: torch.Tensor, phone_frames: torch.Tensor | None = None,
