@@ -174,14 +174,24 @@ class SongLM:
 
     # --- checkpoints ----------------------------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | Path) -> Path:
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write the checkpoint folder (module docstring) into a temporary sibling, then rename it into place,
-        so ``directory`` is never seen half-written. An existing folder there is replaced."""
+        so ``directory`` is never seen half-written. An existing folder there is replaced.
+
+        ``dtype`` (e.g. ``torch.float16``) stores the weights in that type, leaving the model in memory as it is;
+        ``from_pretrained`` casts them back to the model's float32, so only the storage is rounded."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
         try:
-            self.model.save_pretrained(staging, safe_serialization=True)
+            state = None
+            if dtype is not None:
+                # casting unties the shared embedding / output head, so the tied head is left out here
+                # (as transformers does) and ``from_pretrained`` ties it again
+                tied = {"lm_head.weight"} if self.model.config.tie_word_embeddings else set()
+                state = {name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+                         for name, tensor in self.model.state_dict().items() if name not in tied}
+            self.model.save_pretrained(staging, state_dict=state, safe_serialization=True)
             (staging / LM_CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")
             (staging / VOCAB_NAME).write_text(json.dumps(self.vocab.to_dict(), indent=1) + "\n")
             (staging / TEXT_MODEL_NAME).write_bytes(self.text.model_bytes)

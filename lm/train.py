@@ -88,6 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--export", help="also write the final checkpoint here (e.g. checkpoints/lm-tiny)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
+    parser.add_argument("--export-dtype", default="float32", choices=("float32", "float16"),
+                        help="storage type of the final checkpoint's weights (float16 halves the file; loading "
+                             "casts back to float32)")
     args = parser.parse_args(argv)
     for name in ("steps", "batch_size", "max_len", "grad_accum", "save_every", "log_every", "eval_batches"):
         if getattr(args, name) < 1:
@@ -285,9 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = SongLM(accelerator.unwrap_model(model).eval(), vocab, text, config)
-        final.save_pretrained(run_dir / "final")
+        dtype = getattr(torch, args.export_dtype)
+        final.save_pretrained(run_dir / "final", dtype=dtype)
         if args.export:
-            final.save_pretrained(args.export)
+            final.save_pretrained(args.export, dtype=dtype)
         accelerator.print(f"wrote {run_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
     return 0
 

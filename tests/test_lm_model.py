@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from safetensors import safe_open
 
 from lm.data import (
     IGNORE_INDEX,
@@ -129,6 +130,26 @@ def test_songlm_save_load_round_trip_gives_identical_logits(tmp_path, text_model
         SongLM.from_pretrained(tmp_path / "nowhere")
 
 
+def test_float16_storage_halves_the_file_and_loads_back_tied_in_float32(tmp_path, text_model, vocab):
+    torch.manual_seed(0)
+    song_lm = SongLM.create(TEST_CONFIG, vocab, text_model)
+    song_lm.model.eval()
+    song_lm.save_pretrained(tmp_path / "fp32")
+    song_lm.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    assert next(song_lm.model.parameters()).dtype == torch.float32  # the model in memory is untouched
+    with safe_open(tmp_path / "fp16" / "model.safetensors", "pt") as stored:
+        names = stored.keys()  # a safetensors file handle is not a mapping: no `in`, no iteration
+        assert "lm_head.weight" not in names  # the tied head is stored once, as the embedding
+        assert {stored.get_slice(name).get_dtype() for name in names} == {"F16"}
+    size = {name: (tmp_path / name / "model.safetensors").stat().st_size for name in ("fp32", "fp16")}
+    assert size["fp16"] < 0.55 * size["fp32"]
+    loaded = SongLM.from_pretrained(tmp_path / "fp16")
+    assert next(loaded.model.parameters()).dtype == torch.float32
+    assert loaded.model.lm_head.weight is loaded.model.model.embed_tokens.weight
+    rounded = {name: tensor.half().float() for name, tensor in song_lm.model.state_dict().items()}
+    assert all(torch.equal(loaded.model.state_dict()[name], rounded[name]) for name in rounded)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_windows_keep_the_style_prefix_and_never_split_a_frame(seed, vocab):
     rng = np.random.default_rng(seed)
@@ -199,7 +220,7 @@ def test_training_cli_runs_two_steps_and_resumes_to_three(toy_corpus, tmp_path, 
               "--batch-size", "2", "--max-len", "96", "--text-vocab-size", "300", "--save-every", "1",
               "--log-every", "1", "--eval-every", "2", "--eval-batches", "2"]
     assert train_main([*common, "--steps", "2"]) == 0
-    assert train_main([*common, "--steps", "3", "--export", str(export)]) == 0
+    assert train_main([*common, "--steps", "3", "--export", str(export), "--export-dtype", "float16"]) == 0
     lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3]
     evals = [line for line in lines if "val_loss" in line]
@@ -207,6 +228,8 @@ def test_training_cli_runs_two_steps_and_resumes_to_three(toy_corpus, tmp_path, 
     assert all(line[f"val_{track}"] > 0 for line in evals for track in ("vocal", "accomp", "text", "markers"))
     loaded = SongLM.from_pretrained(export)
     assert loaded.config == TEST_CONFIG and loaded.vocab.codebook_size_vocal == CODEBOOK
+    with safe_open(export / "model.safetensors", "pt") as stored:
+        assert stored.get_slice("model.embed_tokens.weight").get_dtype() == "F16"
     assert (run_dir / "spm.model").is_file()
 
 
