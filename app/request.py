@@ -95,7 +95,7 @@ class SongOptions:
     ``decoder_steps`` None is the decoders' own default, 0 their regression estimate without flow steps."""
 
     temperature: float = 1.0
-    top_k: int | None = 50  # the shipped-LM generation test samples with 50; the full 1,024 adds stray codes
+    top_k: int | None = 50  # the shipped-LM generation test samples with 50; the whole codebook adds stray codes
     top_p: float = 1.0
     cfg_scale: float = 1.0
     decoder_steps: int | None = None

@@ -77,7 +77,6 @@ OUTPUT_ROOT = Path(tempfile.gettempdir()) / "duosong-ui"
 KEEP_OUTPUTS_SECONDS = 3600  # a finished song's files stay downloadable this long
 CPU_DEFAULT_SECONDS = 20.0  # about half a minute of waiting on a 2-core CPU; a GPU affords a longer first song
 GPU_DEFAULT_SECONDS = 30.0
-TOP_K_MAX = 1024  # the codebook size: a larger top-k keeps every code, the same as off (0)
 
 # --- what the page offers ---------------------------------------------------------------------------------------
 
@@ -528,7 +527,9 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
                 with gr.Accordion("Advanced", open=False):
                     temperature = _slider(*OPTION_RANGES["temperature"], value=defaults.temperature, step=0.05,
                                           label="Temperature", info="Lower = safer and more repetitive; 0 = greedy.")
-                    top_k = _slider(0, TOP_K_MAX, value=defaults.top_k or 0, step=1, label="Top-k",
+                    # up to the codebook size: a larger top-k keeps every code, the same as off (0)
+                    top_k = _slider(0, generator.tokenizer.config.codebook_size, value=defaults.top_k or 0,
+                                    step=1, label="Top-k",
                                     info="Sample among the k likeliest tokens; 0 = off.")
                     top_p = _slider(*OPTION_RANGES["top_p"], value=defaults.top_p, step=0.01, label="Top-p",
                                     info="Nucleus sampling; 1 = off.")
