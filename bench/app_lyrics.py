@@ -111,8 +111,9 @@ def table(result: dict) -> str:
     generated, corpus = result["generated"], result["corpus"]
     lines = [f"# Lyric WER: generated vocals vs the corpus's own ({result['machine']['date']})", "",
              f"`app.lyric_check.check_lyrics` (Whisper tiny.en, section by section) on the vocal stem. Generated: "
-             f"`SongGenerator()` with the shipped checkpoints, {result['seconds']:g} s songs, mode full. Reference: "
-             f"the first {corpus['total']['songs']} songs of `{result['corpus_folder']}` (ground-truth vocals). "
+             f"`SongGenerator()` with the checkpoints in `{result['checkpoints']}`, {result['seconds']:g} s songs, "
+             f"mode full. Reference: the first {corpus['total']['songs']} songs of `{result['corpus_folder']}` "
+             "(ground-truth vocals). "
              "WER = errors ÷ lyric words, summed over sections and songs; silent = sections where no voice was "
              "found (all their words count as errors).", "",
              "| prompt | style | seed | words | errors | WER | silent sections |", "|---|---|---|---|---|---|---|"]

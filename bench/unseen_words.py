@@ -14,7 +14,8 @@ to tell two LMs apart (``bench/app_lyrics``), and the vocal tokens do carry phon
 (``bench/token_content``), so a better reading of the lyrics shows up here first.
 
 ``python -m bench.unseen_words --lm checkpoints/lm-tiny runs/lm-phonemes/final [--tokens-val data/tokens/validation
---songs-val data/corpus/validation --tokens-train data/tokens/train]`` -> bench/results/unseen_words.{json,md}
+--songs-val data/corpus/validation --tokens-train data/tokens/train] [--name unseen_words]``
+-> bench/results/<name>.{json,md}
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens-train", default="data/tokens/train")
     parser.add_argument("--max-len", type=int, default=1024, help="ids per forward (the training window)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--name", default="unseen_words", help="results file name under bench/results")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     seen = training_words(Path(args.tokens_train))
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     lines += ["", f"Frames scored (the same for every LM): {models[0]['frames']}; left out because a section did "
               f"not fit into {args.max_len} ids for some LM: {result['frames_cut_by_max_len']}.", "",
               f"`python -m bench.unseen_words --lm {' '.join(args.lm)}`"]
-    save("unseen_words", result, "\n".join(lines))
+    save(args.name, result, "\n".join(lines))
     print("\n".join(lines))
 
 

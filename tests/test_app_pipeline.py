@@ -334,8 +334,9 @@ def test_resample_arguments_are_checked_against_the_manifest(generator, tmp_path
     broken = {**manifest, "sections": [{**manifest["sections"][0], "n_frames": 20}]}
     with pytest.raises(InputError, match="cover 20 frames but the tokens have 30"):
         generator.generate("", "", mode="resample", manifest=broken, track="vocal")
-    with pytest.raises(InputError, match="codes above 1023"):
-        generator.redecode({**manifest, "tokens": {"vocal": [5000] * 30, "accomp": [0] * 30}})
+    size = generator.tokenizer.config.codebook_size
+    with pytest.raises(InputError, match=f"codes above {size - 1}"):
+        generator.redecode({**manifest, "tokens": {"vocal": [size] * 30, "accomp": [0] * 30}})
     (tmp_path / MANIFEST_NAME).write_text("{not json")
     with pytest.raises(InputError, match="not a readable JSON file"):
         generator.redecode(tmp_path)
