@@ -104,6 +104,15 @@ def test_bottleneck_noise_only_in_training():
     assert 0.3 < replaced.float().mean() < 0.7
 
 
+def test_bottleneck_trains_under_bf16_autocast_and_keeps_its_std_in_fp32():
+    # on a GPU the stages train under bf16 autocast; the running std (an fp32 buffer) must accept a bf16 z
+    bottleneck = NoisyBottleneck(32, 8, noise_prob=0.5, noise_scale=1.0).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bottleneck(torch.randn(4, 20, 32))
+    assert out.dtype == torch.bfloat16 and bottleneck.running_std.dtype == torch.float32
+    assert bottleneck.running_std.item() != 1.0  # it was updated
+
+
 def test_progressive_freezing_goes_bottom_up_over_the_first_half():
     assert frozen_lower_layers(0, 1000, 4) == 0
     assert frozen_lower_layers(250, 1000, 4) == 2
@@ -272,6 +281,19 @@ def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_p
     assert any(not torch.equal(restarted[k], trained[k]) for k in quantized)
     with pytest.raises(SystemExit, match="needs --stage codebook and --init"):
         train_main(["--stage", "multitask", "--continue-codebook", "--steps", "1", *common])
+
+
+def test_the_three_stages_train_in_bf16_mixed_precision(tiny_songs, tmp_path, monkeypatch):
+    # what `accelerate launch --mixed_precision bf16` does on GPUs, here on the CPU's bf16 autocast
+    import tokenizer.config as config_module
+
+    monkeypatch.setitem(config_module.CONFIGS, "tiny", small_config())
+    common = ["--data", str(tiny_songs), "--run-dir", str(tmp_path / "run"), "--batch-size", "2", "--crop-seconds",
+              "2", "--warmup", "1", "--steps", "1", "--mixed-precision", "bf16"]
+    for stage in ("ssl", "multitask", "codebook"):
+        assert train_main(["--stage", stage, *common]) == 0
+        logged = json.loads((tmp_path / "run" / stage / "log.jsonl").read_text().splitlines()[-1])
+        assert math.isfinite(logged["loss"])
 
 
 def test_a_stage_without_its_predecessor_says_so(tiny_songs, tmp_path):

@@ -21,7 +21,7 @@ from tokenizer.vocoder import (
     multiscale_mel_l1,
     save_pretrained,
 )
-from tokenizer.vocoder_train import evaluate_vocoder
+from tokenizer.vocoder_train import choose_tracks, evaluate_vocoder
 from tokenizer.vocoder_train import main as train_main
 
 SR = 24_000
@@ -196,6 +196,13 @@ def test_training_cli_runs_resumes_exports_and_evaluates(tiny_songs, tmp_path, m
     assert printed["n_songs"] == 1
     for stem in ("vocals", "accompaniment"):
         assert printed[stem]["vocoder"] > 0 and printed[stem]["griffin_lim"] > 0
+
+
+def test_chosen_tracks_stay_on_the_batch_device_with_a_cpu_generator():
+    # the loader puts the batch on the GPU while the random draws come from a CPU generator; "meta" stands in
+    # for the GPU here (any device other than the generator's)
+    batch = {name: torch.zeros(3, 240, device="meta") for name in ("mix", "vocals", "accompaniment")}
+    assert choose_tracks(batch, torch.Generator().manual_seed(0), 6.0).device.type == "meta"
 
 
 def test_evaluate_vocoder_without_songs_is_a_clear_error(tmp_path):

@@ -69,7 +69,7 @@ class NoisyBottleneck(nn.Module):
         z = self.proj_in(x)
         if self.training and self.noise_prob > 0:
             with torch.no_grad():
-                self.running_std.lerp_(z.detach().std(), 0.01)
+                self.running_std.lerp_(z.detach().float().std(), 0.01)  # fp32 buffer, bf16 z under autocast
             replace = torch.rand(z.shape[:-1], device=z.device) < self.noise_prob
             noise = torch.randn_like(z) * self.running_std * self.noise_scale
             z = torch.where(replace[..., None], noise, z)

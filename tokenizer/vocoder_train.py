@@ -59,7 +59,8 @@ def choose_tracks(batch: dict, generator: torch.Generator, max_gain_db: float) -
     pick = torch.multinomial(torch.tensor(list(TRACK_PROBS.values())), batch["mix"].shape[0], replacement=True,
                              generator=generator)
     audio = torch.stack([batch[names[int(k)]][row] for row, k in enumerate(pick)])
-    gain_db = -max_gain_db * torch.rand(audio.shape[0], 1, generator=generator)
+    # drawn on the CPU generator (the same draws on every device), then moved to the batch's device (the GPU)
+    gain_db = (-max_gain_db * torch.rand(audio.shape[0], 1, generator=generator)).to(audio.device)
     return audio * 10 ** (gain_db / 20)
 
 
