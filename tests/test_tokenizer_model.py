@@ -283,7 +283,18 @@ def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_p
         train_main(["--stage", "multitask", "--continue-codebook", "--steps", "1", *common])
 
 
-def test_the_three_stages_train_in_bf16_mixed_precision(tiny_songs, tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state and refuses a second mixed-precision setting in the same
+    process; start this test from none and leave none behind for the fp32 tests."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_the_three_stages_train_in_bf16_mixed_precision(tiny_songs, tmp_path, monkeypatch, fresh_accelerate_state):
     # what `accelerate launch --mixed_precision bf16` does on GPUs, here on the CPU's bf16 autocast
     import tokenizer.config as config_module
 
