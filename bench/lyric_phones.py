@@ -1,0 +1,212 @@
+"""Do the LM's generated vocal tokens spell the lyrics? A phone error rate read off the tokens: no decoder, no ASR.
+
+Whisper cannot yet tell two LMs apart on decoded audio (``bench/app_lyrics``: both near WER 1.0), because the
+decoders lose most of the words (``bench/decoder_reconstruction``). This reads the words where the LM puts them,
+in the vocal tokens. A count table from the training split maps every vocal token id to the label it carries
+most often at the frame centre: a festival phone, or "not sung" (as ``bench/token_content``, which counts only
+sung frames). A token stream then reads as a phone string: runs of one label collapsed, runs of a single frame
+and "not sung" dropped.
+
+For each of the first ``--n`` validation songs, each LM generates the whole song (both tracks, the app's default
+sampling: temperature 1, top-k 50, seed ``--seed`` + the song's index) from that song's own style, section tags,
+section lengths and lyrics, and the phone string of its vocal tokens is aligned with the phones the corpus sang
+there (``meta.json``, runs collapsed the same way). Phone error rate (PER) = Levenshtein distance ÷ reference
+phones, summed over songs. Two references measured the same way:
+
+- **true tokens**: the song's own tokens read through the table: the best that tokens read this way can score.
+- **other lyrics**: the same LM and seed given the next song's lyrics instead (in order, section by section):
+  what singing that ignores these words scores against them. ``other − own`` is how much the lyrics on the
+  page steer the generated vocal tokens; 0 means not at all.
+
+``python -m bench.lyric_phones --lm checkpoints/lm-tiny runs/x/final [--n 20] [--name lyric_phones]``
+-> bench/results/<name>.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from rapidfuzz.distance import Levenshtein
+
+from bench.common import machine, save
+from bench.token_content import frame_labels
+from lm.data import iter_token_records
+from lm.generate import GenerationOptions, SectionRequest, full_song
+from lm.layout import song_tokens_from_record
+from lm.model import SongLM
+from tokenizer.phones import SILENCES, phone_id
+
+NOT_SUNG = -1
+MIN_RUN = 2  # frames (80 ms): shorter runs of one label are read as noise (read_phones)
+TOP_K = 50  # the app's default (app/request.py SongOptions)
+
+
+def token_phone_table(tokens_dir: Path, songs_dir: Path) -> dict[int, int]:
+    """Vocal token id -> the label (phone id or NOT_SUNG) seen with it most often in ``tokens_dir``."""
+    counts: dict[int, Counter] = defaultdict(Counter)
+    for record in iter_token_records(tokens_dir):
+        meta_path = songs_dir / record["id"] / "meta.json"
+        if not meta_path.is_file():
+            continue
+        phones, _ = frame_labels(json.loads(meta_path.read_text()), len(record["vocal"]))
+        for token, phone in zip(record["vocal"], phones, strict=True):
+            counts[int(token)][NOT_SUNG if phone is None else phone] += 1
+    return {token: label.most_common(1)[0][0] for token, label in counts.items()}
+
+
+def collapse(labels, min_run: int = 1) -> list[int]:
+    """Runs of one label become one label; runs shorter than ``min_run`` frames and NOT_SUNG are dropped, then
+    equal neighbours merge again (also across a pause: the reference phone list has no pauses either)."""
+    runs: list[list[int]] = []
+    for label in labels:
+        if runs and runs[-1][0] == label:
+            runs[-1][1] += 1
+        else:
+            runs.append([label, 1])
+    out: list[int] = []
+    for label, length in runs:
+        if length >= min_run and label != NOT_SUNG and (not out or out[-1] != label):
+            out.append(label)
+    return out
+
+
+def read_phones(vocal: np.ndarray, table: dict[int, int]) -> list[int]:
+    """A vocal token stream as a phone string. Runs of one frame are dropped: a table read frame by frame flips
+    between labels inside a phone (the true tokens read with single frames kept give twice the reference's
+    phones and a PER of 1.27 on 20 validation songs; with runs of 2 frames or more, 0.81 of its length and 0.54)."""
+    return collapse((table.get(int(token), NOT_SUNG) for token in vocal), min_run=MIN_RUN)
+
+
+def sung_phones(meta: dict) -> list[int]:
+    """The phones the corpus sang, in order (silences left out), runs collapsed like a token reading."""
+    return collapse(phone_id(phone["phone"]) for word in meta.get("words", []) for syllable in word["syllables"]
+                    for phone in syllable["phones"] if phone["phone"] not in SILENCES)
+
+
+def requests_for(song, lyrics_from) -> list[SectionRequest]:
+    """The song's own sections (tag, length, instrumental or not) with the lyric pieces of ``lyrics_from``'s
+    sung sections, in order (cycled when it has fewer)."""
+    own = [s for s in song.sections if not s.instrumental]
+    other = [s.text_ids for s in lyrics_from.sections if not s.instrumental] or [[]]
+    texts = {id(section): other[index % len(other)] for index, section in enumerate(own)}
+    return [SectionRequest(s.tag, [] if s.instrumental else texts[id(s)], s.n_frames, s.instrumental)
+            for s in song.sections]
+
+
+def generated_vocal(lm: SongLM, style_ids, requests, seed: int) -> np.ndarray:
+    options = GenerationOptions(temperature=1.0, top_k=TOP_K, seed=seed)
+    song = full_song(lm.model, lm.vocab, style_ids, requests, options)
+    return np.concatenate([section.vocal for section in song.sections])
+
+
+def per(reference: list[int], hypothesis: list[int]) -> tuple[int, int]:
+    """(edits, reference length)."""
+    return Levenshtein.distance(reference, hypothesis), len(reference)
+
+
+def bootstrap_interval(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> list[float]:
+    """95% interval of the mean over songs, resampling songs."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_resamples, len(values)))].mean(1)
+    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.lyric_phones", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lm", nargs="+", type=Path, default=[Path("checkpoints/lm-tiny")],
+                        help="LM checkpoint folders to compare")
+    parser.add_argument("--tokens-train", type=Path, default=Path("data/tokens/train"))
+    parser.add_argument("--songs-train", type=Path, default=Path("data/corpus/train"))
+    parser.add_argument("--tokens-val", type=Path, default=Path("data/tokens/validation"))
+    parser.add_argument("--songs-val", type=Path, default=Path("data/corpus/validation"))
+    parser.add_argument("--n", type=int, default=20, help="validation songs (the first N by id)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--name", default="lyric_phones", help="results file name under bench/results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.time()
+
+    table = token_phone_table(args.tokens_train, args.songs_train)
+    records = [r for r in iter_token_records(args.tokens_val) if (args.songs_val / r["id"] / "meta.json").is_file()]
+    records = sorted(records, key=lambda r: r["id"])[: args.n]
+    if len(records) < 2:
+        raise SystemExit(f"error: need at least 2 validation songs with meta.json, found {len(records)}")
+    references = [sung_phones(json.loads((args.songs_val / r["id"] / "meta.json").read_text())) for r in records]
+    true = [per(ref, read_phones(np.asarray(r["vocal"]), table)) for r, ref in zip(records, references, strict=True)]
+
+    results = {}
+    for checkpoint in args.lm:
+        lm = SongLM.from_pretrained(checkpoint)
+        songs = [song_tokens_from_record(r, lm.text.encode, lm.text.encode_lyrics) for r in records]
+        rows = []
+        for index, (song, reference) in enumerate(zip(songs, references, strict=True)):
+            seed = args.seed + index
+            own = generated_vocal(lm, song.style_ids, requests_for(song, song), seed)
+            other = generated_vocal(lm, song.style_ids, requests_for(song, songs[(index + 1) % len(songs)]), seed)
+            rows.append({"id": records[index]["id"], "reference_phones": len(reference),
+                         "own_edits": per(reference, read_phones(own, table))[0],
+                         "other_edits": per(reference, read_phones(other, table))[0]})
+            print(f"[lyric_phones] {checkpoint} {rows[-1]}", flush=True)
+        results[str(checkpoint)] = rows
+
+    total_ref = sum(n for _, n in true)
+    true_per = sum(e for e, _ in true) / total_ref
+    summary = {}
+    for checkpoint, rows in results.items():
+        own = np.array([r["own_edits"] / r["reference_phones"] for r in rows])
+        other = np.array([r["other_edits"] / r["reference_phones"] for r in rows])
+        summary[checkpoint] = {
+            "per_own_lyrics": round(sum(r["own_edits"] for r in rows) / total_ref, 4),
+            "per_other_lyrics": round(sum(r["other_edits"] for r in rows) / total_ref, 4),
+            "steer_mean_per_song": round(float((other - own).mean()), 4),
+            "steer_interval": bootstrap_interval(other - own)}
+    names = list(results)
+    comparison = None
+    if len(names) > 1:
+        first = np.array([r["own_edits"] / r["reference_phones"] for r in results[names[0]]])
+        last = np.array([r["own_edits"] / r["reference_phones"] for r in results[names[-1]]])
+        comparison = {"lms": [names[-1], names[0]], "per_own_difference_mean": round(float((last - first).mean()), 4),
+                      "interval": bootstrap_interval(last - first)}
+
+    result = {"machine": machine(), "seconds": round(time.time() - started, 1), "n_songs": len(records),
+              "table_tokens": len(table), "reference_phones": total_ref, "true_tokens_per": round(true_per, 4),
+              "lms": summary, "comparison": comparison, "per_song": results,
+              "settings": {"temperature": 1.0, "top_k": TOP_K, "seed": args.seed,
+                           "tokens_train": str(args.tokens_train)}}
+    lines = [f"# Lyric phones read off generated vocal tokens ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+             "",
+             f"{len(records)} validation songs ({total_ref} sung phones, runs collapsed), each generated whole from "
+             f"its own style, sections and lyrics (temperature 1, top-k {TOP_K}, seed {args.seed} + index); vocal "
+             f"tokens read as phones through a token → label table counted on `{args.tokens_train}` "
+             f"({len(table)} token ids). "
+             "PER = Levenshtein distance ÷ reference phones (lower is better). Steer = PER with the next song's "
+             "lyrics − PER with the song's own (mean over songs, 95% bootstrap interval): how much the words on the "
+             "page move the singing.",
+             "",
+             "| tokens | PER, own lyrics | PER, other lyrics | steer (interval) |",
+             "|---|---|---|---|",
+             f"| true tokens of the songs | **{true_per:.3f}** | – | – |"]
+    for checkpoint, s in summary.items():
+        low, high = s["steer_interval"]
+        lines.append(f"| generated by `{checkpoint}` | **{s['per_own_lyrics']:.3f}** | {s['per_other_lyrics']:.3f} | "
+                     f"{s['steer_mean_per_song']:+.3f} ({low:+.3f} … {high:+.3f}) |")
+    if comparison:
+        lines += ["", f"PER with own lyrics, `{names[-1]}` − `{names[0]}`, mean over songs: "
+                      f"{comparison['per_own_difference_mean']:+.4f} (95% interval {comparison['interval'][0]:+.4f} … "
+                      f"{comparison['interval'][1]:+.4f})."]
+    lines += ["", f"`python -m bench.lyric_phones --lm {' '.join(names)} --n {args.n}`"
+                  f"{'' if args.name == 'lyric_phones' else f' --name {args.name}'} ({result['seconds']:.0f} s)"]
+    save(args.name, result, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
