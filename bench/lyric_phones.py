@@ -7,11 +7,11 @@ most often at the frame centre: a festival phone, or "not sung" (as ``bench/toke
 sung frames). A token stream then reads as a phone string: runs of one label collapsed, runs of a single frame
 and "not sung" dropped.
 
-For each of the first ``--n`` validation songs, each LM generates the whole song (both tracks, the app's default
-sampling: temperature 1, top-k 50, seed ``--seed`` + the song's index) from that song's own style, section tags,
-section lengths and lyrics, and the phone string of its vocal tokens is aligned with the phones the corpus sang
-there (``meta.json``, runs collapsed the same way). Phone error rate (PER) = Levenshtein distance ÷ reference
-phones, summed over songs. Two references measured the same way:
+For each of the first ``--n`` validation songs, each LM generates the whole song (both tracks; by default the
+app's sampling: temperature 1, top-k 50, no guidance; seed ``--seed`` + the song's index) from that song's own
+style, section tags, section lengths and lyrics, and the phone string of its vocal tokens is aligned with the
+phones the corpus sang there (``meta.json``, runs collapsed the same way). Phone error rate (PER) = Levenshtein
+distance ÷ reference phones, summed over songs. Two references measured the same way:
 
 - **true tokens**: the song's own tokens read through the table: the best that tokens read this way can score.
 - **other lyrics**: the same LM and seed given the next song's lyrics instead (in order, section by section):
@@ -99,8 +99,7 @@ def requests_for(song, lyrics_from) -> list[SectionRequest]:
             for s in song.sections]
 
 
-def generated_vocal(lm: SongLM, style_ids, requests, seed: int) -> np.ndarray:
-    options = GenerationOptions(temperature=1.0, top_k=TOP_K, seed=seed)
+def generated_vocal(lm: SongLM, style_ids, requests, options: GenerationOptions) -> np.ndarray:
     song = full_song(lm.model, lm.vocab, style_ids, requests, options)
     return np.concatenate([section.vocal for section in song.sections])
 
@@ -128,6 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--songs-val", type=Path, default=Path("data/corpus/validation"))
     parser.add_argument("--n", type=int, default=20, help="validation songs (the first N by id)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=TOP_K)
+    parser.add_argument("--cfg-scale", type=float, default=1.0,
+                        help="classifier-free guidance on style and lyrics (1 = none, the app's default)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="lyric_phones", help="results file name under bench/results")
     args = parser.parse_args(argv)
@@ -148,9 +151,10 @@ def main(argv: list[str] | None = None) -> None:
         songs = [song_tokens_from_record(r, lm.text.encode, lm.text.encode_lyrics) for r in records]
         rows = []
         for index, (song, reference) in enumerate(zip(songs, references, strict=True)):
-            seed = args.seed + index
-            own = generated_vocal(lm, song.style_ids, requests_for(song, song), seed)
-            other = generated_vocal(lm, song.style_ids, requests_for(song, songs[(index + 1) % len(songs)]), seed)
+            options = GenerationOptions(temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg_scale,
+                                        seed=args.seed + index)
+            own = generated_vocal(lm, song.style_ids, requests_for(song, song), options)
+            other = generated_vocal(lm, song.style_ids, requests_for(song, songs[(index + 1) % len(songs)]), options)
             rows.append({"id": records[index]["id"], "reference_phones": len(reference),
                          "own_edits": per(reference, read_phones(own, table))[0],
                          "other_edits": per(reference, read_phones(other, table))[0]})
@@ -179,12 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     result = {"machine": machine(), "seconds": round(time.time() - started, 1), "n_songs": len(records),
               "table_tokens": len(table), "reference_phones": total_ref, "true_tokens_per": round(true_per, 4),
               "lms": summary, "comparison": comparison, "per_song": results,
-              "settings": {"temperature": 1.0, "top_k": TOP_K, "seed": args.seed,
+              "settings": {"temperature": args.temperature, "top_k": args.top_k, "cfg_scale": args.cfg_scale,
+                           "seed": args.seed,
                            "tokens_train": str(args.tokens_train)}}
     lines = [f"# Lyric phones read off generated vocal tokens ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              "",
              f"{len(records)} validation songs ({total_ref} sung phones, runs collapsed), each generated whole from "
-             f"its own style, sections and lyrics (temperature 1, top-k {TOP_K}, seed {args.seed} + index); vocal "
+             f"its own style, sections and lyrics (temperature {args.temperature:g}, top-k {args.top_k}, CFG scale "
+             f"{args.cfg_scale:g}, seed {args.seed} + index); vocal "
              f"tokens read as phones through a token → label table counted on `{args.tokens_train}` "
              f"({len(table)} token ids). "
              "PER = Levenshtein distance ÷ reference phones (lower is better). Steer = PER with the next song's "
@@ -202,8 +208,12 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", f"PER with own lyrics, `{names[-1]}` − `{names[0]}`, mean over songs: "
                       f"{comparison['per_own_difference_mean']:+.4f} (95% interval {comparison['interval'][0]:+.4f} … "
                       f"{comparison['interval'][1]:+.4f})."]
-    lines += ["", f"`python -m bench.lyric_phones --lm {' '.join(names)} --n {args.n}`"
-                  f"{'' if args.name == 'lyric_phones' else f' --name {args.name}'} ({result['seconds']:.0f} s)"]
+    flags = "".join(f" --{flag} {value:g}" for flag, value, default in (
+        ("temperature", args.temperature, 1.0), ("top-k", args.top_k, TOP_K), ("cfg-scale", args.cfg_scale, 1.0),
+        ("seed", args.seed, 0)) if value != default)
+    name = "" if args.name == "lyric_phones" else f" --name {args.name}"
+    lines += ["", f"`python -m bench.lyric_phones --lm {' '.join(names)} --n {args.n}{flags}{name}` "
+                  f"({result['seconds']:.0f} s)"]
     save(args.name, result, "\n".join(lines))
     print("\n".join(lines))
 
