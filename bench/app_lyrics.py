@@ -62,13 +62,14 @@ PROMPTS = [
 ]
 
 
-def check_generated(generator, index: int, style: str, lyrics: str, seconds: float, seed: int) -> dict:
+def check_generated(generator, index: int, style: str, lyrics: str, seconds: float, seed: int,
+                    options: dict | None = None) -> dict:
     """Make one prompt's song and check its vocal stem; one row of the results."""
     from app.lyric_check import check_lyrics
 
-    request = generator.check_request(lyrics, style, duration=seconds, seed=seed)
+    request = generator.check_request(lyrics, style, duration=seconds, seed=seed, options=options)
     clock = time.perf_counter()
-    result = generator.generate(lyrics, style, duration=seconds, seed=seed)
+    result = generator.generate(lyrics, style, duration=seconds, seed=seed, options=options)
     generate_seconds = time.perf_counter() - clock
     planned, recorded = request.sections, result.manifest["sections"]
     # the manifest stores a section's lyrics as LM text pieces; the plan has the same sections as lines
@@ -112,7 +113,8 @@ def table(result: dict) -> str:
     lines = [f"# Lyric WER: generated vocals vs the corpus's own ({result['machine']['date']})", "",
              f"`app.lyric_check.check_lyrics` (Whisper tiny.en, section by section) on the vocal stem. Generated: "
              f"`SongGenerator()` with the checkpoints in `{result['checkpoints']}`, {result['seconds']:g} s songs, "
-             f"mode full. Reference: the first {corpus['total']['songs']} songs of `{result['corpus_folder']}` "
+             f"mode full, LM sampling options {result.get('options', 'the app defaults')}. Reference: the first "
+             f"{corpus['total']['songs']} songs of `{result['corpus_folder']}` "
              "(ground-truth vocals). "
              "WER = errors ÷ lyric words, summed over sections and songs; silent = sections where no voice was "
              "found (all their words count as errors).", "",
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=len(PROMPTS), help="use the first N prompts")
     parser.add_argument("--seed", type=int, default=0, help="prompt i is generated with seed SEED + i")
     parser.add_argument("--checkpoints", help="checkpoint root (default: the shipped checkpoints/)")
+    parser.add_argument("--temperature", type=float, help="LM sampling temperature (default: the app's)")
     parser.add_argument("--name", default="app_lyrics", help="results file name under bench/results")
     args = parser.parse_args(argv)
     if not 1 <= args.prompts <= len(PROMPTS):
@@ -156,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: no song folders under {args.corpus}")
     started = time.time()
     generator = SongGenerator() if args.checkpoints is None else SongGenerator(args.checkpoints)
+    options = None if args.temperature is None else {"temperature": args.temperature}
     generated = []
     for index, (style, lyrics) in enumerate(PROMPTS[: args.prompts]):
-        row = check_generated(generator, index, style, lyrics, args.seconds, args.seed + index)
+        row = check_generated(generator, index, style, lyrics, args.seconds, args.seed + index, options)
         generated.append(row)
         print(f"[app_lyrics] prompt {index}: WER {row['wer']:.3f} ({row['errors']}/{row['words']})", flush=True)
     corpus = []
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     g, c = total(generated), total(corpus)
     result = {"benchmark": "app_lyrics", "machine": machine(), "checkpoints": args.checkpoints or "checkpoints/",
               "asr": "app.lyric_check: whisper tiny.en (faster-whisper, int8), greedy, per section",
-              "seconds": args.seconds, "corpus_folder": str(args.corpus),
+              "seconds": args.seconds, "corpus_folder": str(args.corpus), "options": options or "the app's defaults",
               "wer_ratio": round(g["wer"] / c["wer"], 3) if g["wer"] is not None and c["wer"] else None,
               "generated": {"total": g, "per_prompt": generated,
                             "prompts": [{"style": s, "lyrics": lyr} for s, lyr in PROMPTS[: args.prompts]]},
