@@ -7,11 +7,12 @@ most often at the frame centre: a festival phone, or "not sung" (as ``bench/toke
 sung frames). A token stream then reads as a phone string: runs of one label collapsed, runs of a single frame
 and "not sung" dropped.
 
-For each of the first ``--n`` validation songs, each LM generates the whole song (both tracks; by default the
-app's sampling: temperature 1, top-k 50, no guidance; seed ``--seed`` + the song's index) from that song's own
-style, section tags, section lengths and lyrics, and the phone string of its vocal tokens is aligned with the
-phones the corpus sang there (``meta.json``, runs collapsed the same way). Phone error rate (PER) = Levenshtein
-distance ÷ reference phones, summed over songs. Two references measured the same way:
+For each of the first ``--n`` validation songs, each LM generates the whole song (both tracks; by default at
+temperature 1, top-k 50, no guidance, as in the LM card's table (the app now samples at 0.7); seed ``--seed`` +
+the song's index) from that song's own style, section tags, section lengths and lyrics, and the phone string of
+its vocal tokens is aligned with the phones the corpus sang there (``meta.json``, runs collapsed the same way).
+Phone error rate (PER) = Levenshtein distance ÷ reference phones, summed over songs. Two references, measured
+the same way:
 
 - **true tokens**: the song's own tokens read through the table: the best that tokens read this way can score.
 - **other lyrics**: the same LM and seed given the next song's lyrics instead (in order, section by section):
