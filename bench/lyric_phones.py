@@ -26,6 +26,7 @@ the same way:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections import Counter, defaultdict
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from rapidfuzz.distance import Levenshtein
 
+from app.request import SongOptions
 from bench.common import machine, save
 from bench.token_content import frame_labels
 from lm.data import iter_token_records
@@ -45,7 +47,7 @@ from tokenizer.phones import SILENCES, phone_id
 
 NOT_SUNG = -1
 MIN_RUN = 2  # frames (80 ms): shorter runs of one label are read as noise (read_phones)
-TOP_K = 50  # the app's default (app/request.py SongOptions)
+TOP_K = SongOptions().top_k  # the app's default
 
 
 def token_phone_table(tokens_dir: Path, songs_dir: Path) -> dict[int, int]:
@@ -64,15 +66,9 @@ def token_phone_table(tokens_dir: Path, songs_dir: Path) -> dict[int, int]:
 def collapse(labels, min_run: int = 1) -> list[int]:
     """Runs of one label become one label; runs shorter than ``min_run`` frames and NOT_SUNG are dropped, then
     equal neighbours merge again (also across a pause: the reference phone list has no pauses either)."""
-    runs: list[list[int]] = []
-    for label in labels:
-        if runs and runs[-1][0] == label:
-            runs[-1][1] += 1
-        else:
-            runs.append([label, 1])
     out: list[int] = []
-    for label, length in runs:
-        if length >= min_run and label != NOT_SUNG and (not out or out[-1] != label):
+    for label, run in itertools.groupby(labels):
+        if label != NOT_SUNG and sum(1 for _ in run) >= min_run and (not out or out[-1] != label):
             out.append(label)
     return out
 
@@ -93,10 +89,8 @@ def sung_phones(meta: dict) -> list[int]:
 def requests_for(song, lyrics_from) -> list[SectionRequest]:
     """The song's own sections (tag, length, instrumental or not) with the lyric pieces of ``lyrics_from``'s
     sung sections, in order (cycled when it has fewer)."""
-    own = [s for s in song.sections if not s.instrumental]
-    other = [s.text_ids for s in lyrics_from.sections if not s.instrumental] or [[]]
-    texts = {id(section): other[index % len(other)] for index, section in enumerate(own)}
-    return [SectionRequest(s.tag, [] if s.instrumental else texts[id(s)], s.n_frames, s.instrumental)
+    texts = itertools.cycle([s.text_ids for s in lyrics_from.sections if not s.instrumental] or [[]])
+    return [SectionRequest(s.tag, [] if s.instrumental else next(texts), s.n_frames, s.instrumental)
             for s in song.sections]
 
 

@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
                              f"{diff['gain']['difference']:+.4f} (95% interval {diff['gain']['interval_95']})")
     lines += ["", f"Frames scored (the same for every LM): {models[0]['frames']}; left out because a section did "
               f"not fit into {args.max_len} ids for some LM: {result['frames_cut_by_max_len']}.", "",
-              f"`python -m bench.unseen_words --lm {' '.join(args.lm)}`"]
+              f"`python -m bench.unseen_words --lm {' '.join(args.lm)}"
+              f"{'' if args.name == 'unseen_words' else f' --name {args.name}'}`"]
     save(args.name, result, "\n".join(lines))
     print("\n".join(lines))
 
