@@ -15,8 +15,9 @@ The manifest is a JSON-able dict holding everything needed to re-make the song a
     style_ids                the style text as sentencepiece pieces
     lm                       prompt_start_section: the first section the LM saw as context (continue and
                              resample leave the start of a song longer than its context out of the prompt)
-    sections                 tag, instrumental, text_ids (pieces), first_frame, n_frames, start/end seconds, and
-                             which tracks were sampled in this call ("sampled"; the others were kept)
+    sections                 tag, instrumental, text_ids (pieces), first_frame, n_frames, start/end seconds,
+                             which tracks were sampled in this call ("sampled"; the others were kept), and the
+                             word cues of a word-cue LM ("cues": [frame in the section, [pieces]] each)
     tokens                   vocal and accomp codes (lists of ints, 25 Hz) and their sha1
     timings                  seconds per stage
     files                    (manifest.json written by ``save`` only) the audio files beside it and the gain
@@ -116,7 +117,8 @@ def build_manifest(*, inputs: dict, lyrics_normalised: str, warnings: list[str],
         sections.append({"tag": section.tag, "instrumental": bool(section.instrumental),
                          "text_ids": [int(i) for i in section.text_ids], "first_frame": first,
                          "n_frames": section.n_frames, "start_seconds": first / FRAME_RATE_HZ,
-                         "end_seconds": (first + section.n_frames) / FRAME_RATE_HZ, "sampled": list(tracks)})
+                         "end_seconds": (first + section.n_frames) / FRAME_RATE_HZ, "sampled": list(tracks),
+                         "cues": [[cue.frame, list(cue.text_ids)] for cue in section.cues]})
         first += section.n_frames
     return {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
@@ -211,8 +213,17 @@ def song_from_manifest(manifest: Mapping) -> SongTokens:
         text_ids = _int_list(entry.get("text_ids"), f"{where}.text_ids")
         if instrumental and len(text_ids):
             raise ManifestError(f"{where} is instrumental but has lyric text")
+        cues = entry.get("cues", [])  # absent in manifests written before word cues
+        if not isinstance(cues, list) or not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], int)
+                                                 and not isinstance(c[0], bool) for c in cues):
+            raise ManifestError(f"{where}.cues must be a list of [frame, [pieces]] pairs")
+        cues = [(frame, _int_list(pieces, f"{where}.cues pieces").tolist()) for frame, pieces in cues]
+        if instrumental and cues:
+            raise ManifestError(f"{where} is instrumental but has word cues")
+        if any(not 0 <= frame < n_frames for frame, _ in cues) or [f for f, _ in cues] != sorted(f for f, _ in cues):
+            raise ManifestError(f"{where}.cues must lie in frame order inside the section's {n_frames} frames")
         sections.append(SectionTokens(tag, text_ids.tolist(), vocal[first:first + n_frames],
-                                      accomp[first:first + n_frames], instrumental))
+                                      accomp[first:first + n_frames], instrumental, cues))
         first += n_frames
     if not sections or first != len(vocal):
         raise ManifestError(f"the sections cover {first} frames but the tokens have {len(vocal)}")

@@ -59,6 +59,7 @@ from lm.generate import (
 )
 from lm.layout import FRAME_RATE_HZ, SectionTokens, SongTokens
 from lm.model import SongLM
+from lm.text import LINE_SEPARATOR
 from tokenizer import DuoTok, TrackTokens
 
 __all__ = ["DEFAULT_CHECKPOINTS", "InputError", "ProgressEvent", "SongGenerator", "SongOptions", "SongResult",
@@ -307,14 +308,16 @@ class SongGenerator:
         model, vocab, song, track = self.lm.model, self.lm.vocab, request.previous_song, request.track
         self._check_codes(*_tracks(song))
         if request.section is None:  # the whole track at once: the other track is forced frame by frame
-            requests = [SectionRequest(s.tag, list(s.text_ids), s.n_frames, s.instrumental) for s in song.sections]
+            requests = [SectionRequest(s.tag, list(s.text_ids), s.n_frames, s.instrumental, words=self._cued_words(s))
+                        for s in song.sections]
             self._fit(song.style_ids, [], requests, raise_for="section")
             sample = accompaniment_for_vocal if track == "accomp" else vocal_for_accompaniment
             kept = _tracks(song)[0 if track == "accomp" else 1]
             new = sample(model, vocab, song.style_ids, requests, kept, options, lm_progress)
             return Sampled(new, [[track]] * len(song.sections))
         index, target = request.section, song.sections[request.section]
-        target_request = SectionRequest(target.tag, list(target.text_ids), target.n_frames, target.instrumental)
+        target_request = SectionRequest(target.tag, list(target.text_ids), target.n_frames, target.instrumental,
+                                        words=self._cued_words(target))
         dropped = self._fit(song.style_ids, song.sections[:index], [target_request])
         window = SongTokens(song.style_ids, song.sections[dropped:index + 1])
         new = resample_track(model, vocab, window, index - dropped, track, options, lm_progress)
@@ -325,9 +328,21 @@ class SongGenerator:
     # --- helpers -----------------------------------------------------------------------------------------------
 
     def _section_requests(self, request: SongRequest) -> list[SectionRequest]:
-        """The planned sections as LM requests, with their lyric lines as raw sentencepiece pieces."""
+        """The planned sections as LM requests, with their lyric lines as raw sentencepiece pieces (and, for a
+        word-cue LM, each word's pieces to cue)."""
+        cues = self.lm.config.word_cues
         return [SectionRequest(s.tag, self.lm.text.encode_lyrics(s.text) if s.lines else [], s.n_frames,
-                               s.instrumental) for s in request.sections]
+                               s.instrumental, words=self.lm.word_pieces(s.lines) if cues and s.lines else None)
+                for s in request.sections]
+
+    def _cued_words(self, section: SectionTokens) -> list[list[int]] | None:
+        """The words a re-sampled section cues again: those of its earlier cues, or, for a word-cue LM and a
+        section made without cues (an older manifest), its lyric text's words."""
+        if section.cues:
+            return [list(cue.text_ids) for cue in section.cues]
+        if not self.lm.config.word_cues or section.instrumental or not section.text_ids:
+            return None
+        return self.lm.word_pieces(self.lm.text.decode(section.text_ids).replace(LINE_SEPARATOR, "\n"))
 
     def _fit(self, style_ids: Sequence[int], prefix: Sequence[SectionTokens], new: Sequence[SectionRequest],
              raise_for: str = "duration") -> int:
@@ -335,12 +350,14 @@ class SongGenerator:
         context (they stay in the song, only the model does not see them); raises ``InputError`` when even the
         new sections alone, after the last prefix section, do not fit."""
 
-        def cost(instrumental: bool, n_text: int, n_frames: int) -> int:  # <section:TAG> text <audio> v a … </audio>
-            return 2 + (1 if instrumental else n_text) + 2 * n_frames + 1
+        def cost(instrumental: bool, n_text: int, n_frames: int, cues=()) -> int:
+            # <section:TAG> text <audio> v a … (with <word> cues) </audio>
+            return 2 + (1 if instrumental else n_text) + 2 * n_frames + 1 + sum(1 + len(word) for word in cues)
 
         fixed = 3 + len(style_ids) + 1  # <bos> <style> style </style> … <eos>
-        new_cost = sum(cost(r.instrumental, len(r.text_ids), r.n_frames) for r in new)
-        prefix_costs = [cost(s.instrumental, len(s.text_ids), s.n_frames) for s in prefix]
+        new_cost = sum(cost(r.instrumental, len(r.text_ids), r.n_frames, r.words or ()) for r in new)
+        prefix_costs = [cost(s.instrumental, len(s.text_ids), s.n_frames, [c.text_ids for c in s.cues])
+                        for s in prefix]
         dropped = 0
         while fixed + new_cost + sum(prefix_costs[dropped:]) > self.context and dropped < len(prefix):
             dropped += 1

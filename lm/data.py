@@ -47,7 +47,15 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lm.layout import LayoutError, SectionTokens, SongTokens, Vocabulary, build_sequence, song_tokens_from_record
+from lm.layout import (
+    LayoutError,
+    SectionTokens,
+    SongTokens,
+    Vocabulary,
+    WordCue,
+    build_sequence,
+    song_tokens_from_record,
+)
 from lm.lyrics import LyricsError, parse_lyrics
 from lm.phonemes import add_phonemes
 from lm.text import text_for_model
@@ -139,9 +147,12 @@ def in_validation(song_id: str, val_fraction: float) -> bool:
 
 
 def drop_condition(song: SongTokens) -> SongTokens:
-    """The unconditional form of a song for classifier-free guidance: no style text, no lyric text; section
-    tags, ``<no_vocal>`` markers and all audio stay. Used by training (``cond_dropout``) and by generation."""
-    return SongTokens([], [SectionTokens(s.tag, [], s.vocal, s.accomp, s.instrumental) for s in song.sections])
+    """The unconditional form of a song for classifier-free guidance: no style text, no lyric text (also none
+    in the word cues); section tags, ``<no_vocal>`` and ``<word>`` markers and all audio stay. Keeping each
+    ``<word>`` where it was leaves the unconditional stream the singing's rhythm, not its words, and keeps it
+    in step with the conditional one. Used by training (``cond_dropout``) and by generation."""
+    return SongTokens([], [SectionTokens(s.tag, [], s.vocal, s.accomp, s.instrumental,
+                                         [WordCue(cue.frame, ()) for cue in s.cues]) for s in song.sections])
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,15 @@ def _header_length(section: SectionTokens) -> int:
     return 2 + (1 if section.instrumental else len(section.text_ids))  # tag, text or <no_vocal>, <audio>
 
 
+def _frame_costs(section: SectionTokens, start: int) -> np.ndarray:
+    """Tokens each frame from ``start`` on adds to a sequence: its ``v a`` pair and the word cues before it."""
+    costs = np.full(section.n_frames - start, 2, dtype=np.int64)
+    for cue in section.cues:
+        if cue.frame >= start:
+            costs[cue.frame - start] += 1 + len(cue.text_ids)
+    return costs
+
+
 def plan_windows(song: SongTokens, max_len: int) -> list[tuple[Window, int]]:
     """The windows (module docstring) of one song with their conditional token lengths."""
     if not song.sections:
@@ -174,9 +194,9 @@ def plan_windows(song: SongTokens, max_len: int) -> list[tuple[Window, int]]:
         used, index, start = 0, first, offset
         while True:
             section = song.sections[index]
-            frames_left = section.n_frames - start
+            cumulative = np.cumsum(_frame_costs(section, start))  # tokens of the first 1, 2, … frames left
             tail = 2 if index == last else 1  # </audio>, and <eos> after the last section
-            need = _header_length(section) + 2 * frames_left + tail
+            need = _header_length(section) + (int(cumulative[-1]) if len(cumulative) else 0) + tail
             if used + need <= budget:
                 used += need
                 if index == last:
@@ -184,10 +204,10 @@ def plan_windows(song: SongTokens, max_len: int) -> list[tuple[Window, int]]:
                     return windows
                 index, start = index + 1, 0
                 continue
-            fit = min(frames_left, (budget - used - _header_length(section)) // 2)
+            fit = int(np.searchsorted(cumulative, budget - used - _header_length(section), side="right"))
             if fit > 0:  # cut inside this section, after a whole frame
                 windows.append((Window(first, offset, index, start + fit, False, False),
-                                prefix + used + _header_length(section) + 2 * fit))
+                                prefix + used + _header_length(section) + int(cumulative[fit - 1])))
                 first, offset = (index, 0) if index > first else (first, start + fit)
             elif index > first:  # not one frame of it fits: close at the section boundary before it
                 windows.append((Window(first, offset, index - 1, song.sections[index - 1].n_frames, True, False),
@@ -209,8 +229,7 @@ def window_ids(song: SongTokens, window: Window, vocab: Vocabulary) -> np.ndarra
         start = window.first_frame if index == window.first_section else 0
         stop = window.stop_frame if index == window.last_section else section.n_frames
         if (start, stop) != (0, section.n_frames):
-            section = SectionTokens(section.tag, section.text_ids, section.vocal[start:stop],
-                                    section.accomp[start:stop], section.instrumental)
+            section = section.frames(start, stop)
         sections.append(section)
     ids = build_sequence(SongTokens(song.style_ids, sections), vocab)
     drop = (0 if window.ends_song else 1) + (0 if window.closed else 1)
@@ -240,11 +259,13 @@ def _resolve_text(text_to_ids, vocab: Vocabulary | None) -> tuple[TextEncoders, 
 
 
 class TokenDataset(Dataset):
-    """Training windows of one split of a token folder; item ``i`` is ``{"input_ids": LongTensor [T]}``."""
+    """Training windows of one split of a token folder; item ``i`` is ``{"input_ids": LongTensor [T]}``.
+    ``word_cues``: sung sections carry a ``<word>`` cue before each word's first frame (``lm.layout``), from
+    the records' ``words``; records without word times get none."""
 
     def __init__(self, tokens_dir: str | Path, text_to_ids, max_len: int, *, vocab: Vocabulary | None = None,
                  split: str = "all", val_fraction: float = DEFAULT_VAL_FRACTION, cond_dropout: float = 0.0,
-                 seed: int = 0):
+                 seed: int = 0, word_cues: bool = False):
         if split not in SPLITS:
             raise TokenDataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if not 0.0 <= cond_dropout < 1.0:
@@ -280,7 +301,8 @@ class TokenDataset(Dataset):
                     raise TokenDataError(f"record {song_id}: {name} code {int(codes.max())} is outside the "
                                          f"codebook (size {codebook_size})")
             try:
-                song = song_tokens_from_record(record, encode.style, encode.lyrics)
+                song = song_tokens_from_record(record, encode.style, encode.lyrics,
+                                               word_to_ids=encode.lyrics if word_cues else None)
             except LayoutError as error:  # one odd record (e.g. lyrics that do not match its sections)
                 logger.warning("skipping record %s: %s", song_id, error)
                 self.skipped.append((song_id, str(error)))
@@ -370,14 +392,14 @@ class PadCollator:
 def make_loader(tokens_dir: str | Path, text_to_ids, batch_size: int, max_len: int, seed: int = 0,
                 split: str = "train", *, vocab: Vocabulary | None = None, cond_dropout: float = 0.0,
                 val_fraction: float = DEFAULT_VAL_FRACTION, shuffle: bool | None = None,
-                num_workers: int = 0) -> DataLoader:
+                num_workers: int = 0, word_cues: bool = False) -> DataLoader:
     """A DataLoader of padded window batches from one split of a token folder.
 
     ``text_to_ids``: a ``TextTokenizer`` or a callable text -> raw piece ids (then pass ``vocab``).
     ``shuffle`` defaults to True for ``split="train"``; ``cond_dropout`` is meant for training only.
     Call ``loader.dataset.set_epoch(e)`` (or accelerate's ``loader.set_epoch``) before each epoch."""
     dataset = TokenDataset(tokens_dir, text_to_ids, max_len, vocab=vocab, split=split, val_fraction=val_fraction,
-                           cond_dropout=cond_dropout, seed=seed)
+                           cond_dropout=cond_dropout, seed=seed, word_cues=word_cues)
     sampler = LengthBucketBatchSampler(dataset, batch_size, seed, shuffle=split == "train" if shuffle is None
                                        else shuffle)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadCollator(dataset.vocab.pad_id),

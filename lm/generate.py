@@ -12,6 +12,13 @@ returning ``.logits`` and ``.past_key_values``); nothing here knows ``lm.model.S
 - Forced tokens (accompaniment for a given vocal, vocal for a given accompaniment, re-sampling one track) are
   written, never sampled, so they come out bit-identical; they are fed to the model with the next sampled
   position's context in one chunked forward.
+- Word cues (models trained with ``LMConfig.word_cues``): a request that carries ``words`` (each word's raw
+  pieces, in sung order) lets the model emit ``<word>`` at any frame boundary while words remain; the next
+  word's pieces are then written after it, and the same frame's vocal slot is sampled again. So the model
+  decides when each word starts, as it learned from the corpus's word times. Should it hold back so long that
+  the words left outnumber the frames left, the cue is written without asking, so every word is cued. A forced
+  vocal (accompaniment for a given vocal) still gets its cues: the choice there is between ``<word>`` and the
+  forced code.
 - Classifier-free guidance runs a second stream whose prompt has the style and lyric text removed
   (``lm.data.drop_condition``: same markers, no condition) and mixes log-probabilities as
   ``uncond + scale·(cond − uncond)``. At ``cfg_scale == 1`` that stream is skipped, so the result is exactly
@@ -33,6 +40,7 @@ from lm.layout import (
     SectionTokens,
     SongTokens,
     Vocabulary,
+    WordCue,
     allowed_mask,
     build_sequence,
     slot_kind,
@@ -124,7 +132,8 @@ class GenerationError(ValueError):
 @dataclass
 class SectionRequest:
     """One section to generate: canonical tag, raw lyric pieces (empty and ``instrumental`` for ``<no_vocal>``
-    sections), exact length in 25 Hz frames, and optionally a forced track of raw codes (``n_frames``,)."""
+    sections), exact length in 25 Hz frames, optionally a forced track of raw codes (``n_frames``,), and for a
+    word-cue model the raw pieces of each sung word (``words``; None: no cues, the section-level layout)."""
 
     tag: str
     text_ids: list[int]
@@ -132,6 +141,7 @@ class SectionRequest:
     instrumental: bool = False
     forced_vocal: np.ndarray | None = None
     forced_accomp: np.ndarray | None = None
+    words: list[list[int]] | None = None
 
 
 def _check_codes(codes, n_frames: int, codebook_size: int, where: str) -> np.ndarray:
@@ -178,8 +188,16 @@ def check_request(index: int, request: SectionRequest, vocab: Vocabulary,
         None if codes is None else _check_codes(codes, int(n_frames), size, f"{where}: {name}")
         for codes, size, name in ((request.forced_vocal, vocab.codebook_size_vocal, "forced_vocal"),
                                   (request.forced_accomp, vocab.codebook_size_accomp, "forced_accomp")))
+    words = None
+    if request.words is not None:
+        if request.instrumental and len(request.words):
+            raise GenerationError(f"{where}: an instrumental section sings no words, got {len(request.words)}")
+        words = [_check_pieces(word, vocab, f"{where}: word {number}") for number, word in enumerate(request.words)]
+        if len(words) > n_frames:
+            raise GenerationError(f"{where}: {len(words)} words do not fit in {n_frames} frames (each word needs "
+                                  "at least one frame)")
     return SectionRequest(request.tag, text_ids, int(n_frames), bool(request.instrumental),
-                          forced_vocal, forced_accomp)
+                          forced_vocal, forced_accomp, words)
 
 
 def check_song_inputs(model, vocab: Vocabulary, prefix: SongTokens, requests: Sequence[SectionRequest],
@@ -195,8 +213,9 @@ def check_song_inputs(model, vocab: Vocabulary, prefix: SongTokens, requests: Se
     if song_frames > options.max_song_frames:
         raise GenerationError(f"the song would have {song_frames} frames ({song_frames / FRAME_RATE_HZ:g} s), above "
                               f"the limit of {options.max_song_frames}")
-    # Sequence length: prompt, then per section its header, 2 ids a frame and </audio>, then <eos>.
-    length = len(prompt) + sum(header_lengths) + sum(2 * r.n_frames + 1 for r in requests) + 1
+    # Sequence length: prompt, then per section its header, 2 ids a frame, its word cues and </audio>, then <eos>.
+    cue_lengths = sum(1 + len(word) for r in requests for word in r.words or [])
+    length = len(prompt) + sum(header_lengths) + sum(2 * r.n_frames + 1 for r in requests) + cue_lengths + 1
     context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if isinstance(context, int) and length > context:
         raise GenerationError(f"the song needs {length} tokens but the model's context is {context} "
@@ -348,7 +367,14 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
     close = np.zeros(vocab.size, dtype=bool)
     close[vocab.audio_close_id] = True  # frame counts are fixed, so </audio> is written, never sampled
     candidates = {kind: torch.from_numpy(np.flatnonzero(allowed_mask(kind, vocab) & ~close)) for kind in TRACKS}
+    # a vocal slot with words left to cue: <word> or a vocal code (<word> first, so index 0 means a cue)
+    cue_or_vocal = torch.cat([torch.tensor([vocab.word_id]), candidates["vocal"]])
     first_id = {"vocal": vocab.vocal_start, "accomp": vocab.accomp_start}
+
+    def sample(slot_ids: torch.Tensor) -> int:
+        logits = [stream.next_logits() for stream in streams]
+        log_probs = guided_log_probs(logits[0], logits[1] if len(logits) > 1 else None, options.cfg_scale)
+        return int(slot_ids[sample_from_log_probs(log_probs.cpu()[slot_ids], options, generator)])
 
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
@@ -361,17 +387,27 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
                     stream.push(per_stream_headers[index])
                 codes = {kind: np.empty(request.n_frames, dtype=np.int64) for kind in TRACKS}
                 forced = {"vocal": request.forced_vocal, "accomp": request.forced_accomp}
+                words, cues = request.words or [], []
                 for position in range(2 * request.n_frames):
                     kind, frame = slot_kind(position), position // 2
-                    if forced[kind] is not None:
-                        token = first_id[kind] + int(forced[kind][frame])
-                    else:
-                        logits = [stream.next_logits() for stream in streams]
-                        log_probs = guided_log_probs(logits[0], logits[1] if len(logits) > 1 else None,
-                                                     options.cfg_scale)
-                        slot_ids = candidates[kind]
-                        pick = sample_from_log_probs(log_probs.cpu()[slot_ids], options, generator)
-                        token = int(slot_ids[pick])
+                    token = None
+                    while kind == "vocal" and len(cues) < len(words):  # a word may start before this frame
+                        if len(words) - len(cues) < request.n_frames - frame:
+                            slot_ids = cue_or_vocal if forced["vocal"] is None else torch.tensor(
+                                [vocab.word_id, first_id["vocal"] + int(forced["vocal"][frame])])
+                            token = sample(slot_ids)
+                            if token != vocab.word_id:
+                                break
+                        # a cue (sampled, or written because every frame left is needed for a word)
+                        word = words[len(cues)]
+                        cues.append(WordCue(frame, tuple(word)))
+                        streams[0].push([vocab.word_id, *vocab.text_id(np.asarray(word, np.int64)).tolist()])
+                        for stream in streams[1:]:  # the unconditional stream: the marker without the word
+                            stream.push([vocab.word_id])
+                        token = None
+                    if token is None:  # not already chosen against a cue above
+                        token = (first_id[kind] + int(forced[kind][frame]) if forced[kind] is not None
+                                 else sample(candidates[kind]))
                     codes[kind][frame] = token - first_id[kind]
                     for stream in streams:
                         stream.push([token])
@@ -382,7 +418,7 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
                 for stream in streams:
                     stream.push([vocab.audio_close_id])
                 new_sections.append(SectionTokens(request.tag, list(request.text_ids), codes["vocal"],
-                                                  codes["accomp"], request.instrumental))
+                                                  codes["accomp"], request.instrumental, cues))
     finally:
         if was_training and hasattr(model, "train"):
             model.train(True)
@@ -467,7 +503,8 @@ def resample_track(model, vocab: Vocabulary, song: SongTokens, section_index: in
     target = song.sections[section_index]
     request = SectionRequest(target.tag, list(target.text_ids), target.n_frames, target.instrumental,
                              forced_vocal=target.vocal if track == "accomp" else None,
-                             forced_accomp=target.accomp if track == "vocal" else None)
+                             forced_accomp=target.accomp if track == "vocal" else None,
+                             words=[list(cue.text_ids) for cue in target.cues] if target.cues else None)
     before = SongTokens(list(song.style_ids), list(song.sections[:section_index]))
     result = generate_song(model, vocab, None, [request], options, prefix=before, progress=progress)
     return SongTokens(result.style_ids, [*result.sections, *song.sections[section_index + 1:]])

@@ -5,9 +5,10 @@ Id space, in this order (so each kind is one contiguous range and a range test i
     specials [0, S) | text [S, S+T) | vocal codes [.., +Kv) | accompaniment codes [.., +Ka)
 
 Specials, at fixed ids: ``<pad>`` (0), ``<bos>``, ``<eos>``, ``<style>``, ``</style>``, ``<audio>``,
-``</audio>``, ``<no_vocal>``, one ``<section:TAG>`` per canonical tag (``lm.lyrics.CANONICAL_TAGS``), then
-``N_RESERVED`` unused ``<reserved_i>`` ids so later markers (e.g. a classifier-free-guidance null condition)
-can be added without shifting the text and code ranges of trained checkpoints.
+``</audio>``, ``<no_vocal>``, one ``<section:TAG>`` per canonical tag (``lm.lyrics.CANONICAL_TAGS``), ``<word>``
+(a word cue, below; it took the id of the first reserved one), then unused ``<reserved_i>`` ids so later
+markers (e.g. a classifier-free-guidance null condition) can be added without shifting the text and code
+ranges of trained checkpoints.
 There is no ``<lyrics>`` marker: the section tag opens a section's lyric text and ``<audio>`` closes it, so a
 third marker would only lengthen every sequence.
 
@@ -15,13 +16,23 @@ Sequence (per section, so lyrics sit right before the audio that sings them)::
 
     <bos> <style> style-text </style> { <section:TAG> lyric-text <audio> v0 a0 v1 a1 … </audio> }* <eos>
 
+Word cues (optional, per section; the LM is trained with or without them, ``LMConfig.word_cues``): inside
+``<audio>``, ``<word> word-text`` may stand right before a frame's vocal token, saying "the next word, sung
+from this frame on". The section's whole lyric text still opens it (the singer sees the lines ahead), and the
+cue tells the model where in that text the singing is, so it need not count hundreds of audio tokens to keep
+its place. A cue stands only at a frame boundary, before a frame of the section (never after its last one);
+several may stand before one frame; its text may be empty (the unconditional form, ``lm.data.drop_condition``,
+keeps each marker and drops the word). Instrumental sections have none::
+
+    <section:verse> lyric-text <audio> v0 a0 <word> give v1 a1 v2 a2 <word> me v3 a3 … </audio>
+
 Instrumental convention: a section with no sung words (``SectionTokens.instrumental``) has ``<no_vocal>`` in
 place of lyric text: ``<section:inst> <no_vocal> <audio> v0 a0 … </audio>``. Its vocal slots still exist and
 hold real vocal codes (whatever the tokenizer emits for a silent vocal track), so the interleaving is always
 uniform ``v a v a``: slot kind depends only on the position inside ``<audio>``, never on the section, which
-keeps constrained sampling and the forced-track modes trivial. ``</audio>`` may only appear at an even audio
-position (a frame boundary). Trailing ``<pad>`` after ``<eos>`` is accepted by ``revert_sequence`` (batch
-padding); ``build_sequence`` never writes it.
+keeps constrained sampling and the forced-track modes trivial (word cues are not audio slots and do not count
+as positions). ``</audio>`` may only appear at an even audio position (a frame boundary). Trailing ``<pad>``
+after ``<eos>`` is accepted by ``revert_sequence`` (batch padding); ``build_sequence`` never writes it.
 
 Interleaving lives only in ``interleave`` / ``deinterleave``.
 """
@@ -44,11 +55,14 @@ PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 STYLE_OPEN, STYLE_CLOSE = "<style>", "</style>"
 AUDIO_OPEN, AUDIO_CLOSE = "<audio>", "</audio>"
 NO_VOCAL = "<no_vocal>"
-N_RESERVED = 8
+WORD = "<word>"
+N_RESERVED = 8  # reserved ids at the end of the specials; the first has since become WORD
 SECTION_TOKENS = tuple(f"<section:{tag}>" for tag in CANONICAL_TAGS)
 SPECIAL_TOKENS = (PAD, BOS, EOS, STYLE_OPEN, STYLE_CLOSE, AUDIO_OPEN, AUDIO_CLOSE, NO_VOCAL, *SECTION_TOKENS,
-                  *(f"<reserved_{i}>" for i in range(N_RESERVED)))
+                  WORD, *(f"<reserved_{i}>" for i in range(1, N_RESERVED)))
 _SPECIAL_IDS = {name: index for index, name in enumerate(SPECIAL_TOKENS)}
+# Checkpoints saved before WORD existed list "<reserved_0>" in its place; their ids mean the same otherwise.
+_RENAMED_RESERVED = {WORD: "<reserved_0>"}
 
 
 class LayoutError(ValueError):
@@ -113,6 +127,7 @@ class Vocabulary:
     audio_open_id = property(lambda self: _SPECIAL_IDS[AUDIO_OPEN])
     audio_close_id = property(lambda self: _SPECIAL_IDS[AUDIO_CLOSE])
     no_vocal_id = property(lambda self: _SPECIAL_IDS[NO_VOCAL])
+    word_id = property(lambda self: _SPECIAL_IDS[WORD])
 
     def section_id(self, tag: str) -> int:
         if tag not in CANONICAL_TAGS:
@@ -201,7 +216,8 @@ class Vocabulary:
         if data.get("layout_version", LAYOUT_VERSION) != LAYOUT_VERSION:
             raise LayoutError(f"layout version {data['layout_version']} is not {LAYOUT_VERSION}")
         specials = data.get("special_tokens")
-        if specials is not None and tuple(specials) != SPECIAL_TOKENS:
+        older = tuple(_RENAMED_RESERVED.get(name, name) for name in SPECIAL_TOKENS)
+        if specials is not None and tuple(specials) not in (SPECIAL_TOKENS, older):
             raise LayoutError("the stored special tokens differ from this code's SPECIAL_TOKENS; "
                               "the checkpoint was made with another layout")
         missing = [k for k in ("n_text", "codebook_size_vocal", "codebook_size_accomp") if k not in data]
@@ -213,31 +229,47 @@ class Vocabulary:
 # --- songs as token lists ----------------------------------------------------------------------------------
 
 
+class WordCue(NamedTuple):
+    """``<word> text`` right before the vocal token of ``frame`` (counted inside its section)."""
+
+    frame: int
+    text_ids: tuple[int, ...]  # raw sentencepiece pieces of the word; empty in the unconditional form
+
+
 @dataclass(eq=False)
 class SectionTokens:
-    """One section: canonical tag, lyric text pieces (raw sentencepiece ids, not yet offset), and the two
-    frame-aligned code streams (raw codebook indices 0..K-1, 25 Hz). ``instrumental`` sections have no text."""
+    """One section: canonical tag, lyric text pieces (raw sentencepiece ids, not yet offset), the two
+    frame-aligned code streams (raw codebook indices 0..K-1, 25 Hz) and optional word cues in frame order.
+    ``instrumental`` sections have no text and no cues."""
 
     tag: str
     text_ids: list[int]
     vocal: np.ndarray
     accomp: np.ndarray
     instrumental: bool = False
+    cues: list[WordCue] = field(default_factory=list)
 
     def __post_init__(self):
         self.text_ids = [int(piece) for piece in self.text_ids]
         self.vocal = _int_array(self.vocal, f"vocal codes of [{self.tag}]")
         self.accomp = _int_array(self.accomp, f"accompaniment codes of [{self.tag}]")
+        self.cues = [WordCue(int(frame), tuple(int(piece) for piece in pieces)) for frame, pieces in self.cues]
 
     @property
     def n_frames(self) -> int:
         return len(self.vocal)
 
+    def frames(self, start: int, stop: int) -> SectionTokens:
+        """Frames ``start..stop-1`` of this section, with the cues that fall there (renumbered from 0)."""
+        cues = [WordCue(cue.frame - start, cue.text_ids) for cue in self.cues if start <= cue.frame < stop]
+        return SectionTokens(self.tag, self.text_ids, self.vocal[start:stop], self.accomp[start:stop],
+                             self.instrumental, cues)
+
     def __eq__(self, other) -> bool:
         if not isinstance(other, SectionTokens):
             return NotImplemented
         return (self.tag == other.tag and self.text_ids == other.text_ids
-                and self.instrumental == other.instrumental
+                and self.instrumental == other.instrumental and self.cues == other.cues
                 and np.array_equal(self.vocal, other.vocal) and np.array_equal(self.accomp, other.accomp))
 
 
@@ -259,7 +291,8 @@ class SectionSpan(NamedTuple):
     tag: str
     first_frame: int
     n_frames: int
-    token_start: int  # index in the sequence of the section's first audio token (just after <audio>)
+    token_start: int  # index in the sequence of the section's first audio token (just after <audio>); with
+    # word cues the frames lie further on (split_cues separates them)
 
 
 # --- interleaving: the only place that knows the v a v a order ----------------------------------------------
@@ -293,6 +326,59 @@ def deinterleave(ids, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
             raise LayoutError(f"audio token {offset} (frame {frame}) is {article} {kind} slot but holds "
                               f"{vocab.describe(slots[frame])}")
     return vocab.vocal_code(ids[0::2]), vocab.accomp_code(ids[1::2])
+
+
+def audio_with_cues(section: SectionTokens, vocab: Vocabulary) -> np.ndarray:
+    """A section's interleaved codes with its word cues in place: ``… a_{f-1} <word> text v_f a_f …``."""
+    ids = interleave(section.vocal, section.accomp, vocab)
+    if not section.cues:
+        return ids
+    if section.instrumental:
+        raise LayoutError(f"is instrumental but has {len(section.cues)} word cues")
+    frames = [cue.frame for cue in section.cues]
+    if frames != sorted(frames) or frames[0] < 0 or frames[-1] >= section.n_frames:
+        raise LayoutError(f"word cues must be in frame order inside 0..{section.n_frames - 1}, got frames {frames}")
+    pieces, previous = [], 0
+    for cue in section.cues:
+        pieces += [ids[previous:2 * cue.frame], [vocab.word_id], vocab.text_id(np.asarray(cue.text_ids, np.int64))]
+        previous = 2 * cue.frame
+    pieces.append(ids[previous:])
+    return np.concatenate([np.asarray(piece, dtype=np.int64) for piece in pieces])
+
+
+def split_cues(ids, vocab: Vocabulary) -> tuple[np.ndarray, list[WordCue]]:
+    """The inverse of ``audio_with_cues``: a section's audio stretch -> (the ``v a`` ids alone, the cues).
+    Raises ``LayoutError`` for a cue inside a frame, after the last frame, or text outside a cue."""
+    ids = _int_array(ids, "audio ids")
+    words = np.flatnonzero(ids == vocab.word_id)
+    is_text = vocab.is_text(ids)
+    if not words.size:
+        if is_text.any():
+            position = int(np.flatnonzero(is_text)[0])
+            raise LayoutError(f"audio token {position} is text ({vocab.describe(ids[position])}) outside a "
+                              f"{WORD} cue")
+        return ids, []
+    keep = np.ones(len(ids), dtype=bool)
+    cues = []
+    for position in words.tolist():
+        stop = position + 1
+        while stop < len(ids) and is_text[stop]:
+            stop += 1
+        keep[position:stop] = False
+        audio_before = int(np.count_nonzero(keep[:position]))
+        if audio_before % 2:
+            raise LayoutError(f"audio token {position}: {WORD} inside frame {audio_before // 2} (between its vocal "
+                              "and accompaniment token); a cue stands only before a frame")
+        cues.append(WordCue(audio_before // 2, tuple(vocab.text_piece(ids[position + 1:stop]).tolist())))
+    stray = np.flatnonzero(is_text & keep)
+    if stray.size:
+        position = int(stray[0])
+        raise LayoutError(f"audio token {position} is text ({vocab.describe(ids[position])}) outside a {WORD} cue")
+    audio = ids[keep]
+    if cues[-1].frame >= len(audio) // 2:
+        raise LayoutError(f"a {WORD} cue after the last frame ({len(audio) // 2 - 1}): a cue stands before the "
+                          "frame that sings the word")
+    return audio, cues
 
 
 def slot_kind(position_in_audio: int) -> str:
@@ -332,7 +418,7 @@ def build_sequence(song: SongTokens, vocab: Vocabulary) -> np.ndarray:
             text = ([vocab.no_vocal_id] if section.instrumental
                     else vocab.text_id(np.asarray(section.text_ids, dtype=np.int64)))
             pieces += [np.array([vocab.section_id(section.tag)]), np.asarray(text), np.array([vocab.audio_open_id]),
-                       interleave(section.vocal, section.accomp, vocab), np.array([vocab.audio_close_id])]
+                       audio_with_cues(section, vocab), np.array([vocab.audio_close_id])]
         except LayoutError as error:
             raise LayoutError(f"{where}: {error}") from None
     pieces.append(np.array([vocab.eos_id]))
@@ -416,8 +502,11 @@ def _parse(ids, vocab: Vocabulary) -> tuple[np.ndarray, tuple[int, int], list[_P
             only_text(run_start, position, f"the lyric text of [{tag}]")
             text_bounds = (run_start, position)
         audio_start = cursor["after"]
-        _, audio_stop = take({vocab.audio_close_id}, f"{AUDIO_CLOSE} to close the {AUDIO_OPEN} at position "
-                                                     f"{audio_start - 1}")
+        while True:  # word cues are the only markers allowed inside the audio (split_cues checks where)
+            _, audio_stop = take({vocab.audio_close_id, vocab.word_id},
+                                 f"{AUDIO_CLOSE} to close the {AUDIO_OPEN} at position {audio_start - 1}")
+            if ids[audio_stop] == vocab.audio_close_id:
+                break
         sections.append(_ParsedSection(tag, *text_bounds, instrumental, audio_start, audio_stop))
 
 
@@ -427,12 +516,15 @@ def revert_sequence(ids, vocab: Vocabulary) -> SongTokens:
     sections = []
     for index, section in enumerate(parsed):
         try:
-            vocal, accomp = deinterleave(ids[section.audio_start:section.audio_stop], vocab)
+            audio, cues = split_cues(ids[section.audio_start:section.audio_stop], vocab)
+            if cues and section.instrumental:
+                raise LayoutError(f"an instrumental section holds {len(cues)} {WORD} cues")
+            vocal, accomp = deinterleave(audio, vocab)
         except LayoutError as error:
             raise LayoutError(f"section {index} [{section.tag}], audio from position {section.audio_start}: "
                               f"{error}") from None
         text = vocab.text_piece(ids[section.text_start:section.text_stop]).tolist()
-        sections.append(SectionTokens(section.tag, text, vocal, accomp, section.instrumental))
+        sections.append(SectionTokens(section.tag, text, vocal, accomp, section.instrumental, cues))
     return SongTokens(vocab.text_piece(ids[style_start:style_stop]).tolist(), sections)
 
 
@@ -451,7 +543,8 @@ def section_frame_spans(ids, vocab: Vocabulary) -> list[SectionSpan]:
 
 
 def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequence[int]],
-                            lyric_to_ids: Callable[[str], Sequence[int]] | None = None) -> SongTokens:
+                            lyric_to_ids: Callable[[str], Sequence[int]] | None = None,
+                            word_to_ids: Callable[[str], Sequence[int]] | None = None) -> SongTokens:
     """Cut one token-corpus record into sections.
 
     Record fields used: ``vocal``, ``accomp`` (int arrays, 25 Hz, equal length), ``sections`` (list of
@@ -459,7 +552,8 @@ def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequen
     ``lyrics`` (canonical text, ``lm.lyrics.format_lyrics`` form), ``style`` (or ``style_prompt``), optional
     ``frame_rate`` and ``id``. ``text_to_ids`` maps text to raw text pieces (the sentencepiece model later);
     ``lyric_to_ids`` does so for a section's lyric lines (default ``text_to_ids``; a phoneme text model's
-    ``encode_lyrics``).
+    ``encode_lyrics``). With ``word_to_ids``, the record's ``words`` (``{"text", "start_frame"}``, song
+    frames) become word cues of the sung section each starts in; words in instrumental sections are dropped.
 
     Sections with words in the lyrics are matched, in order, to the record's vocal sections (``vocal`` flag,
     else every tag outside intro/inst/outro); the others become ``<no_vocal>`` sections.
@@ -503,9 +597,13 @@ def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequen
                           f"{sum(vocal_flags)} sections as vocal")
     lyric_iter = iter(sung_lyrics)
     lyric_to_ids = lyric_to_ids or text_to_ids
+    words = sorted(record.get("words") or [], key=lambda word: int(word["start_frame"])) if word_to_ids else []
     sections = []
     for tag, sung, (start, stop) in zip(tags, vocal_flags, bounds, strict=True):
         text_ids = list(lyric_to_ids(next(lyric_iter).text)) if sung else []
-        sections.append(SectionTokens(tag, text_ids, vocal[start:stop], accomp[start:stop], instrumental=not sung))
+        cues = [WordCue(int(word["start_frame"]) - start, tuple(word_to_ids(word["text"]))) for word in words
+                if sung and start <= int(word["start_frame"]) < stop]
+        sections.append(SectionTokens(tag, text_ids, vocal[start:stop], accomp[start:stop], instrumental=not sung,
+                                      cues=cues))
     style = record.get("style") or record.get("style_prompt") or ""
     return SongTokens(list(text_to_ids(style)) if style else [], sections)

@@ -52,6 +52,7 @@ class LMConfig:
     max_position_embeddings: int
     rope_theta: float
     cond_dropout: float = 0.1  # share of training windows without style/lyric text (classifier-free guidance)
+    word_cues: bool = False  # trained with a <word> cue before each sung word (lm.layout); generation then cues
 
     def __post_init__(self):
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
@@ -160,6 +161,13 @@ class SongLM:
         """A section's lyric lines -> raw sentencepiece pieces (not shifted), for ``SectionRequest``."""
         text = lines if isinstance(lines, str) else "\n".join(lines)  # encode strips and joins the lines itself
         return [int(i) for i in self.text.encode_lyrics(text)]
+
+    def word_pieces(self, lines) -> list[list[int]]:
+        """A section's lyric lines -> raw pieces of each sung word, in order: what a word-cue model
+        (``LMConfig.word_cues``) writes after each ``<word>``. Words are the whitespace-separated tokens of the
+        normalised lines (``lm.lyrics``), as the corpus's word times name them."""
+        text = lines if isinstance(lines, str) else "\n".join(lines)
+        return [[int(i) for i in self.text.encode_lyrics(word)] for word in text.split()]
 
     def style_pieces(self, style: str) -> list[int]:
         """A style prompt -> raw sentencepiece pieces (not shifted), for ``lm.generate``'s ``style_ids``."""

@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -38,8 +39,8 @@ from accelerate.utils import ProjectConfiguration, set_seed
 
 from corpus.audio_io import atomic_write_json
 from lm.data import IGNORE_INDEX, TokenDataError, corpus_texts, make_loader, read_corpus_info
-from lm.layout import Vocabulary
-from lm.model import LM_CONFIGS, SongLM
+from lm.layout import LayoutError, Vocabulary
+from lm.model import LM_CONFIGS, CheckpointError, LMConfig, SongLM
 from lm.text import DEFAULT_VOCAB_SIZE, TextTokenizer, TextTokenizerError, train_text_tokenizer
 
 TRACKS = ("vocal", "accomp", "text", "markers")
@@ -73,6 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lyric-phonemes", action="store_true",
                         help="train the text model with each lyric word's CMUdict phones after it (lm/phonemes.py); "
                              "only when the run trains its text model (no --text-model, no spm.model yet)")
+    parser.add_argument("--word-cues", action="store_true",
+                        help="put a <word> cue before each sung word's first frame (needs the token corpus's "
+                             "word times; lm.layout) so the model keeps its place in the lyrics")
+    parser.add_argument("--init-from", help="start from this saved SongLM's weights (its config and text model; "
+                                            "e.g. checkpoints/lm-tiny) instead of random ones")
     parser.add_argument("--steps", type=int, default=300, help="optimizer updates")
     parser.add_argument("--batch-size", type=int, default=4, help="windows per micro-batch and process")
     parser.add_argument("--max-len", type=int, default=1024, help="tokens per window")
@@ -170,12 +176,30 @@ def evaluate(model, loader, vocab: Vocabulary, accelerator: Accelerator, max_bat
     return result
 
 
-def build_loaders(args: argparse.Namespace, text: TextTokenizer, vocab: Vocabulary, cond_dropout: float):
+def load_initial_model(args: argparse.Namespace, info: dict) -> SongLM | None:
+    """The saved SongLM that ``--init-from`` names (None without it), checked against the data's codebooks."""
+    if not args.init_from:
+        return None
+    if args.text_model:
+        raise SystemExit("error: --init-from brings its own text model; drop --text-model")
+    try:
+        initial = SongLM.from_pretrained(args.init_from)
+    except (CheckpointError, LayoutError, TextTokenizerError, OSError, ValueError) as error:
+        raise SystemExit(f"error: --init-from {args.init_from}: {error}") from None
+    sizes = (initial.vocab.codebook_size_vocal, initial.vocab.codebook_size_accomp)
+    if sizes != (info["codebook_size"], info["codebook_size"]):
+        raise SystemExit(f"error: --init-from {args.init_from} has {sizes[0]} / {sizes[1]} codes per track but "
+                         f"{args.data} was tokenized with {info['codebook_size']}")
+    return initial
+
+
+def build_loaders(args: argparse.Namespace, text: TextTokenizer, vocab: Vocabulary, config: LMConfig):
     """(train loader, validation loader or None)."""
-    common = {"vocab": vocab, "val_fraction": args.val_fraction, "num_workers": args.num_workers}
+    common = {"vocab": vocab, "val_fraction": args.val_fraction, "num_workers": args.num_workers,
+              "word_cues": config.word_cues}
     train_split = "all" if args.val_data else "train"
     train = make_loader(args.data, text, args.batch_size, args.max_len, args.seed, train_split,
-                        cond_dropout=cond_dropout, **common)
+                        cond_dropout=config.cond_dropout, **common)
     try:
         val = make_loader(args.val_data or args.data, text, args.batch_size, args.max_len, args.seed,
                           "all" if args.val_data else "val", **common)
@@ -207,20 +231,26 @@ def main(argv: list[str] | None = None) -> int:
         project_config=ProjectConfiguration(project_dir=str(run_dir / "state"), automatic_checkpoint_naming=True,
                                             total_limit=2))
     set_seed(args.seed)  # the same initial weights on every process
-    config = LM_CONFIGS[args.config]
+    initial = load_initial_model(args, info)
+    config = replace(initial.config if initial else LM_CONFIGS[args.config], word_cues=args.word_cues)
     if args.max_len > config.max_position_embeddings:
-        raise SystemExit(f"error: --max-len {args.max_len} exceeds the {args.config} config's "
+        raise SystemExit(f"error: --max-len {args.max_len} exceeds the {config.name} config's "
                          f"{config.max_position_embeddings} positions")
     try:
-        text = load_text_model(args, accelerator)
+        text = initial.text if initial else load_text_model(args, accelerator)
         vocab = Vocabulary(n_text=text.vocab_size, codebook_size_vocal=info["codebook_size"],
                            codebook_size_accomp=info["codebook_size"])
-        train_loader, val_loader = build_loaders(args, text, vocab, config.cond_dropout)
+        train_loader, val_loader = build_loaders(args, text, vocab, config)
     except (TokenDataError, TextTokenizerError) as error:
         raise SystemExit(f"error: {error}") from None
-    check_run_identity(run_dir, {"config": config.to_dict(), "vocab": vocab.to_dict()}, accelerator)
+    if config.word_cues and not any(s.cues for song in train_loader.dataset.songs for s in song.sections):
+        raise SystemExit(f"error: --word-cues, but no record in {args.data} has word times (a token corpus "
+                         "made before the words column, or songs without them in meta.json); tokenize again")
+    check_run_identity(run_dir, {"config": config.to_dict(), "vocab": vocab.to_dict(),
+                                 **({"init_from": str(args.init_from)} if initial else {})}, accelerator)
 
-    song_lm = SongLM.create(config, vocab, text)
+    song_lm = initial or SongLM.create(config, vocab, text)
+    song_lm.config = config
     model = song_lm.model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)

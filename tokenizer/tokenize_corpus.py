@@ -26,6 +26,10 @@ lyrics               string                                      canonical lyric
 style                string                                      style prompt, ``""`` for none
 sections             list<struct<name: string, start_frame:      contiguous frame spans from 0 to n_frames;
                      int32, end_frame: int32, vocal: bool>>      ``name`` is a canonical tag
+words                list<struct<text: string, start_frame:      each sung word and the frame its singing
+                     int32>>                                     starts in (floor of onset × frame_rate), in
+                                                                 time order; empty when meta.json has no word
+                                                                 times (the LM's word cues need them)
 source               string                                      ``"stems"`` or ``"mix"``
 ===================  ==========================================  ===============================================
 
@@ -80,6 +84,7 @@ INFO_NAME, ERRORS_NAME = "info.json", "errors.jsonl"
 
 SECTION_TYPE = pa.struct([("name", pa.string()), ("start_frame", pa.int32()), ("end_frame", pa.int32()),
                           ("vocal", pa.bool_())])
+WORD_TYPE = pa.struct([("text", pa.string()), ("start_frame", pa.int32())])
 SCHEMA = pa.schema([
     ("id", pa.string()),
     ("vocal", pa.list_(pa.int16())),
@@ -93,6 +98,7 @@ SCHEMA = pa.schema([
     ("style", pa.string()),
     ("sections", pa.list_(SECTION_TYPE)),
     ("source", pa.string()),
+    ("words", pa.list_(WORD_TYPE)),
 ])
 
 
@@ -176,6 +182,28 @@ def frame_sections(meta_sections, n_frames: int, frame_rate: float, has_words: b
             for name, start, end, vocal in zip(names, starts, ends, flags, strict=True)]
 
 
+def frame_words(meta_words, n_frames: int, frame_rate: float) -> list[dict]:
+    """Sung words with the frame their singing starts in: meta.json's ``words`` (``text`` and ``start``
+    seconds) -> ``{"text", "start_frame"}`` in time order. The onset is floored, so the frame holds the
+    word's first sound: the LM reads the word just before it sings it. Words starting at or after the last
+    frame are dropped (nothing of them was tokenized); a song without word times gives an empty list."""
+    if not meta_words:
+        return []
+    if not isinstance(meta_words, list):
+        raise ValueError(f"meta.json: words must be a list, not {type(meta_words).__name__}")
+    words = []
+    for index, word in enumerate(meta_words):
+        start = word.get("start") if isinstance(word, dict) else None
+        text = word.get("text") if isinstance(word, dict) else None
+        if not isinstance(text, str) or isinstance(start, bool) or not isinstance(start, int | float) \
+                or not np.isfinite(start) or start < 0:
+            raise ValueError(f"meta.json: word {index} must be an object with a text and a start >= 0 seconds")
+        frame = int(np.floor(start * frame_rate))
+        if text.strip() and frame < n_frames:
+            words.append({"text": text.strip(), "start_frame": frame})
+    return sorted(words, key=lambda word: word["start_frame"])  # stable: same-frame words keep sung order
+
+
 def _token_list(indices, codebook_size: int, what: str) -> np.ndarray:
     indices = np.asarray(indices)
     if indices.size and (indices.min() < 0 or indices.max() >= codebook_size):
@@ -211,6 +239,7 @@ def encode_song(tok, folder: Path, identity: dict) -> dict:
         "style": song.style or "",
         "sections": frame_sections(song.meta.get("sections"), n_frames, float(tokens.frame_rate), has_words),
         "source": source,
+        "words": frame_words(song.meta.get("words"), n_frames, float(tokens.frame_rate)),
     }
 
 
@@ -518,7 +547,8 @@ def iter_records(out_dir: str | Path) -> Iterator[dict]:
             for name in ("vocal", "accomp"):
                 column = batch.column(name)
                 tracks[name] = (column.offsets.to_numpy(), column.values.to_numpy(zero_copy_only=False))
-            rows = batch.select(other).to_pylist()
+            # shards written before a column existed (``words``) lack it; their rows simply have no such key
+            rows = batch.select([name for name in other if name in batch.schema.names]).to_pylist()
             for index, row in enumerate(rows):
                 for name, (offsets, values) in tracks.items():
                     row[name] = values[offsets[index]: offsets[index + 1]].astype(np.int64)
