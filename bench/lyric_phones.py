@@ -86,12 +86,18 @@ def sung_phones(meta: dict) -> list[int]:
                     for phone in syllable["phones"] if phone["phone"] not in SILENCES)
 
 
-def requests_for(song, lyrics_from) -> list[SectionRequest]:
+def requests_for(song, lyrics_from, word_cues: bool = False) -> list[SectionRequest]:
     """The song's own sections (tag, length, instrumental or not) with the lyric pieces of ``lyrics_from``'s
-    sung sections, in order (cycled when it has fewer)."""
-    texts = itertools.cycle([s.text_ids for s in lyrics_from.sections if not s.instrumental] or [[]])
-    return [SectionRequest(s.tag, [] if s.instrumental else next(texts), s.n_frames, s.instrumental)
-            for s in song.sections]
+    sung sections, in order (cycled when it has fewer); for a word-cue LM also those sections' words (their
+    cues' pieces: the words the corpus sang there), which the LM then places itself."""
+    sung = itertools.cycle([s for s in lyrics_from.sections if not s.instrumental] or [None])
+    requests = []
+    for section in song.sections:
+        source = None if section.instrumental else next(sung)
+        words = [list(cue.text_ids) for cue in source.cues] if word_cues and source is not None else None
+        requests.append(SectionRequest(section.tag, source.text_ids if source is not None else [], section.n_frames,
+                                       section.instrumental, words=words))
+    return requests
 
 
 def generated_vocal(lm: SongLM, style_ids, requests, options: GenerationOptions) -> np.ndarray:
@@ -143,13 +149,19 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for checkpoint in args.lm:
         lm = SongLM.from_pretrained(checkpoint)
-        songs = [song_tokens_from_record(r, lm.text.encode, lm.text.encode_lyrics) for r in records]
+        cues = lm.config.word_cues
+        if cues and not any(r.get("words") for r in records):
+            raise SystemExit(f"error: {checkpoint} places word cues, but {args.tokens_val} has no word times "
+                             "(tokenize the validation songs again)")
+        songs = [song_tokens_from_record(r, lm.text.encode, lm.text.encode_lyrics,
+                                         word_to_ids=lm.text.encode_lyrics if cues else None) for r in records]
         rows = []
         for index, (song, reference) in enumerate(zip(songs, references, strict=True)):
             options = GenerationOptions(temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg_scale,
                                         seed=args.seed + index)
-            own = generated_vocal(lm, song.style_ids, requests_for(song, song), options)
-            other = generated_vocal(lm, song.style_ids, requests_for(song, songs[(index + 1) % len(songs)]), options)
+            own = generated_vocal(lm, song.style_ids, requests_for(song, song, cues), options)
+            other = generated_vocal(lm, song.style_ids, requests_for(song, songs[(index + 1) % len(songs)], cues),
+                                    options)
             rows.append({"id": records[index]["id"], "reference_phones": len(reference),
                          "own_edits": per(reference, read_phones(own, table))[0],
                          "other_edits": per(reference, read_phones(other, table))[0]})

@@ -7,7 +7,10 @@ vocal token gets the cross-entropy the LM gives it (nats, over the whole vocabul
 frame is labelled from the song's ``meta.json`` word times: inside a word the training lyrics never contain
 (unseen), inside a word they do contain (seen), or outside every word. The lyric gain of a group of frames is
 its cross-entropy without the text minus with it: how much the words on the page help the LM predict what is
-sung there. A model that sings unseen words better gains more on unseen-word frames.
+sung there. A model that sings unseen words better gains more on unseen-word frames. A word-cue LM
+(``LMConfig.word_cues``) is scored on sections with their cues, at the corpus's word times (the token folder
+needs its ``words`` column); "without the text" keeps each ``<word>`` marker and drops the words
+(``lm.data.drop_condition``), so the gain is still what the words themselves are worth.
 
 This measures the LM on tokens, not on audio: the generated singing is not yet intelligible enough for Whisper
 to tell two LMs apart (``bench/app_lyrics``), and the vocal tokens do carry phone information
@@ -68,14 +71,14 @@ def vocal_nats(lm: SongLM, song: SongTokens, max_len: int) -> np.ndarray:
     """Cross-entropy (nats) of each vocal token of a one-section song, from a forward over at most ``max_len``
     ids; frames that do not fit are NaN."""
     ids = build_sequence(song, lm.vocab)
-    audio_start = int(np.nonzero(ids == lm.vocab.audio_open_id)[0][0]) + 1
+    vocal_positions = np.flatnonzero(lm.vocab.is_vocal(ids))  # frame f's vocal slot (word cues may stand between)
     ids = ids[:max_len]
     inputs = torch.from_numpy(ids).unsqueeze(0).to(lm.device)
     logits = lm.model(input_ids=inputs).logits[0].float()
     nll = torch.nn.functional.cross_entropy(logits[:-1], inputs[0, 1:], reduction="none").cpu().numpy()
     n_frames = song.sections[0].n_frames
     out = np.full(n_frames, np.nan)
-    positions = audio_start + 2 * np.arange(n_frames)  # the vocal slot of frame f
+    positions = vocal_positions[:n_frames]
     fits = positions < len(ids)
     out[fits] = nll[positions[fits] - 1]  # logits at t predict the id at t + 1
     return out
@@ -92,7 +95,8 @@ def score_lm(checkpoint: Path, tokens_dir: Path, songs_dir: Path, seen: set[str]
         meta_path = songs_dir / str(record["id"]) / "meta.json"
         if not meta_path.is_file():
             continue
-        song = song_tokens_from_record(record, lm.text.encode, lm.text.encode_lyrics)
+        song = song_tokens_from_record(record, lm.text.encode, lm.text.encode_lyrics,  # with its word cues, if any
+                                       word_to_ids=lm.text.encode_lyrics if lm.config.word_cues else None)
         groups = frame_groups(json.loads(meta_path.read_text()), len(record["vocal"]), seen)
         offset = 0
         for section in song.sections:

@@ -9,8 +9,10 @@ softmax over the whole vocabulary (the distribution it is trained on; no renorma
 sequence is the same as grouping by slot:
 
 - ``vocal``: vocal code ids (the even audio slots), ``accomp``: accompaniment code ids (the odd audio slots);
-- ``text``: style and lyric pieces; ``marker``: every special after ``<bos>`` (``</style>``, section tags,
-  ``<no_vocal>``, ``<audio>``, ``</audio>``, ``<eos>``).
+- ``text``: style and lyric pieces (also a word cue's word, which generation writes, never samples);
+- ``cue``: ``<word>`` (a word-cue model's choice of the frame where the next word starts);
+  ``marker``: every other special after ``<bos>`` (``</style>``, section tags, ``<no_vocal>``, ``<audio>``,
+  ``</audio>``, ``<eos>``).
 
 Each ``ce_KIND`` is a per-token mean in nats over all targets of that kind in all sequences (token-weighted,
 not a mean of per-batch values: the §5.1 pitfall). From the two audio kinds, with K = 2 tracks::
@@ -18,6 +20,12 @@ not a mean of per-batch values: the §5.1 pitfall). From the two audio kinds, wi
     PPL@1024       = exp((CE_vocal + CE_accomp) / 2) / (V / 1024)
     PPL_k@1024     = exp(CE_k) / (V_k / 1024)
     bits_per_frame = (CE_vocal + CE_accomp) / ln 2          # one vocal and one accompaniment token per frame
+
+A word-cue model chooses when each word starts, and that choice says something about the audio (where the
+singing of a word begins), so its cost belongs next to the audio's: ``bits_per_frame_with_cues`` adds the
+``<word>`` targets' nats to the frames' (equal to ``bits_per_frame`` for a model without cues). Compare that
+with a model without cues. (A vocal slot without a cue pays for the mass the model put on ``<word>`` there in
+its vocal cross-entropy, since the softmax covers the whole vocabulary.)
 
 V is the codebook size; if the two codebooks differ, V is their geometric mean, which keeps PPL@1024 the
 geometric mean of the two per-track values (and equal to §5.1 when they are the same size).
@@ -54,14 +62,14 @@ import torch
 from corpus.audio_io import atomic_write_text
 from lm.layout import FRAME_RATE_HZ, LayoutError, Vocabulary, revert_sequence
 
-KINDS = ("vocal", "accomp", "text", "marker")
+KINDS = ("vocal", "accomp", "text", "marker", "cue")
 NOT_A_TARGET = -1
 
 
 def _kind_ranges(vocab: Vocabulary) -> list[tuple[int, int]]:
-    """[start, stop) of each kind in KINDS order."""
+    """[start, stop) of each kind in KINDS order (``cue`` is the one id ``<word>`` inside the marker range)."""
     return [(vocab.vocal_start, vocab.accomp_start), (vocab.accomp_start, vocab.size),
-            (vocab.text_start, vocab.vocal_start), (0, vocab.text_start)]
+            (vocab.text_start, vocab.vocal_start), (0, vocab.text_start), (vocab.word_id, vocab.word_id + 1)]
 
 
 def _content_length(ids: np.ndarray, vocab: Vocabulary) -> int:
@@ -91,7 +99,7 @@ def target_kinds(ids, vocab: Vocabulary) -> np.ndarray:
     end = _content_length(ids, vocab)
     revert_sequence(_closed(ids[:end], vocab), vocab)  # validates markers and slots: id range == slot kind below
     kind_of_id = np.empty(vocab.size, dtype=np.int8)
-    for kind, (start, stop) in enumerate(_kind_ranges(vocab)):
+    for kind, (start, stop) in enumerate(_kind_ranges(vocab)):  # in order, so <word> ends up a cue, not a marker
         kind_of_id[start:stop] = kind
     kinds = np.full(len(ids), NOT_A_TARGET, dtype=np.int8)
     kinds[1:end] = kind_of_id[ids[1:end]]
@@ -117,6 +125,8 @@ def summarize(nats: np.ndarray, counts: np.ndarray, vocab: Vocabulary) -> dict:
         "ppl_vocal@1024": math.exp(ce_vocal) / (vocab.codebook_size_vocal / 1024),
         "ppl_accomp@1024": math.exp(ce_accomp) / (vocab.codebook_size_accomp / 1024),
         "bits_per_frame": (ce_vocal + ce_accomp) / math.log(2),
+        "bits_per_frame_with_cues": (ce_vocal + ce_accomp + (nats[KINDS.index("cue")] / counts[0] if counts[0]
+                                                             else 0.0)) / math.log(2),
     })
     result["bits_per_second"] = result["bits_per_frame"] * FRAME_RATE_HZ
     return result
@@ -222,7 +232,7 @@ def unigram_baseline(train_sequences: Iterable, eval_sequences: Iterable, vocab:
             raise ValueError(f"training sequence {index}: {error}") from None
         id_counts += np.bincount(ids[kinds != NOT_A_TARGET], minlength=vocab.size)
     log_prob = np.empty(vocab.size)
-    for start, stop in _kind_ranges(vocab):
+    for start, stop in _kind_ranges(vocab):  # (a kind of one id, ``cue``, costs nothing here)
         in_range = id_counts[start:stop]
         log_prob[start:stop] = np.log(in_range + 1) - np.log(in_range.sum() + (stop - start))
 
@@ -263,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
     song_lm = SongLM.from_pretrained(args.checkpoint, device=args.device)
 
     def windows(split: str, folder: str | None = None) -> Iterator[np.ndarray]:
-        dataset = TokenDataset(folder or args.data, song_lm.text, args.max_len, vocab=song_lm.vocab, split=split)
+        dataset = TokenDataset(folder or args.data, song_lm.text, args.max_len, vocab=song_lm.vocab, split=split,
+                               word_cues=song_lm.config.word_cues)
         return (dataset[index]["input_ids"].numpy() for index in range(len(dataset)))
 
     metrics = {"model": evaluate_ppl(song_lm.model, song_lm.vocab, windows(args.split), max_len=args.max_len,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.lyric_phones import NOT_SUNG, collapse, read_phones, requests_for, sung_phones
-from lm.layout import SectionTokens, SongTokens
+from lm.layout import SectionTokens, SongTokens, WordCue
 from tokenizer.phones import phone_id
 
 
@@ -40,3 +40,7 @@ def test_the_control_keeps_sections_and_lengths_and_takes_the_other_lyrics_in_or
                                                                       ("chorus", 6, False)]
     assert [r.text_ids for r in requests] == [[], [40], [40]]  # one sung section, cycled
     assert [r.text_ids for r in requests_for(song, song)] == [[], [5, 6], [7]]
+    assert all(r.words is None for r in requests)  # no cues unless the LM places them
+    other.sections[0].cues = [WordCue(0, (40,)), WordCue(2, (41, 42))]
+    cued = requests_for(song, other, word_cues=True)
+    assert [r.words for r in cued] == [None, [[40], [41, 42]], [[40], [41, 42]]]  # the text's own words

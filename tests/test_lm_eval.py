@@ -47,11 +47,11 @@ def direct_nll(model, ids) -> np.ndarray:
 
 
 def direct_report(model, sequences) -> dict:
-    nats, counts = np.zeros(4), np.zeros(4, dtype=np.int64)
+    nats, counts = np.zeros(len(KINDS)), np.zeros(len(KINDS), dtype=np.int64)
     for ids in sequences:
         kinds = target_kinds(ids, VOCAB)[1:]
         nll = direct_nll(model, ids)
-        for kind in range(4):
+        for kind in range(len(KINDS)):
             nats[kind] += nll[kinds == kind].sum()
             counts[kind] += (kinds == kind).sum()
     return summarize(nats, counts, VOCAB)
@@ -59,7 +59,7 @@ def direct_report(model, sequences) -> dict:
 
 def assert_reports_close(actual: dict, expected: dict):
     for key, value in expected.items():
-        assert actual[key] == pytest.approx(value, rel=1e-5, abs=1e-9), key
+        assert actual[key] == pytest.approx(value, rel=1e-5, abs=1e-9, nan_ok=True), key
 
 
 def test_target_kinds_counts():
@@ -70,13 +70,13 @@ def test_target_kinds_counts():
     assert kinds[0] == NOT_A_TARGET and np.all(kinds[-3:] == NOT_A_TARGET)  # <bos> and padding
     counts = {name: int((kinds == index).sum()) for index, name in enumerate(KINDS)}
     # markers: <style> </style> <section:verse> <audio> </audio> <section:inst> <no_vocal> <audio> </audio> <eos>
-    assert counts == {"vocal": 6, "accomp": 6, "text": 5, "marker": 10}
+    assert counts == {"vocal": 6, "accomp": 6, "text": 5, "marker": 10, "cue": 0}
     assert np.all(VOCAB.is_vocal(ids[kinds[:len(ids)] == 0])) and np.all(VOCAB.is_accomp(ids[kinds[:len(ids)] == 1]))
 
 
 def test_ppl_at_1024_arithmetic():
     # CE_vocal = ln 8, CE_accomp = ln 32 nats per token; V = 16: PPL@1024 = exp(mean CE) / (16/1024)
-    report = summarize([10 * math.log(8), 10 * math.log(32), 3.0, 2.0], [10, 10, 3, 4], VOCAB)
+    report = summarize([10 * math.log(8), 10 * math.log(32), 3.0, 2.0, 0.0], [10, 10, 3, 4, 0], VOCAB)
     assert report["ce_vocal"] == pytest.approx(math.log(8)) and report["ce_accomp"] == pytest.approx(math.log(32))
     assert report["raw_ppl"] == pytest.approx(16.0)
     assert report["ppl@1024"] == pytest.approx(1024.0)
@@ -86,7 +86,7 @@ def test_ppl_at_1024_arithmetic():
     assert report["ce_all"] == pytest.approx((10 * math.log(256) + 5) / 27)
     # unequal codebooks: uniform guesses over each still give 1024 (V is the geometric mean)
     uneven = Vocabulary(n_text=50, codebook_size_vocal=16, codebook_size_accomp=64)
-    report = summarize([math.log(16), math.log(64), 0, 0], [1, 1, 0, 0], uneven)
+    report = summarize([math.log(16), math.log(64), 0, 0, 0], [1, 1, 0, 0, 0], uneven)
     assert report["ppl@1024"] == pytest.approx(1024.0) and report["ppl_accomp@1024"] == pytest.approx(1024.0)
     assert math.isnan(report["ce_text"])
 
@@ -104,7 +104,9 @@ def test_uniform_model_scores_log_vocab():
     sequences = [build_sequence(song(seed), VOCAB) for seed in range(3)]
     report = evaluate_ppl(UniformModel(), VOCAB, sequences)
     for kind in KINDS:
-        assert report[f"ce_{kind}"] == pytest.approx(math.log(VOCAB.size))
+        if kind != "cue":  # these songs have no word cues
+            assert report[f"ce_{kind}"] == pytest.approx(math.log(VOCAB.size))
+    assert report["n_cue"] == 0
     assert report["ppl@1024"] == pytest.approx(VOCAB.size * 1024 / 16)
     assert report["bits_per_frame"] == pytest.approx(2 * math.log2(VOCAB.size))
     assert report["n_vocal"] == report["n_accomp"] == 3 * 19 and report["n_sequences"] == 3

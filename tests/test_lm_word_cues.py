@@ -290,6 +290,18 @@ def test_bad_word_requests_raise(model, request_, message):
         generate_song(model, VOCAB, STYLE, [request_])
 
 
+def test_evaluation_counts_the_cue_choices_with_the_audio(model):
+    from lm.eval import evaluate_ppl
+
+    rng = np.random.default_rng(1)
+    cued = SongTokens(STYLE, [cued_section(rng, 10, 3)])
+    plain = SongTokens(STYLE, [SectionTokens("verse", [1, 2, 3], cued.sections[0].vocal, cued.sections[0].accomp)])
+    with_cues, without = (evaluate_ppl(model, VOCAB, [build_sequence(song, VOCAB)]) for song in (cued, plain))
+    assert with_cues["n_cue"] == 3 and without["n_cue"] == 0 and with_cues["n_vocal"] == 10
+    assert with_cues["bits_per_frame_with_cues"] > with_cues["bits_per_frame"]
+    assert without["bits_per_frame_with_cues"] == without["bits_per_frame"]
+
+
 # --- manifest -----------------------------------------------------------------------------------------------
 
 
