@@ -83,7 +83,7 @@ def _content_length(ids: np.ndarray, vocab: Vocabulary) -> int:
 def _closed(ids: np.ndarray, vocab: Vocabulary) -> np.ndarray:
     """A training window (``lm.data.window_ids``) may stop inside a section's audio, at a frame boundary, or after
     a ``</audio>``, without the closing tokens it does not reach; append them so the layout check can run."""
-    markers = ids[ids < vocab.text_start]
+    markers = ids[(ids < vocab.text_start) & (ids != vocab.word_id)]  # word cues sit inside the audio
     last = int(markers[-1]) if len(markers) else None
     if last == vocab.eos_id:
         return ids

@@ -15,8 +15,12 @@ returning ``.logits`` and ``.past_key_values``); nothing here knows ``lm.model.S
 - Word cues (models trained with ``LMConfig.word_cues``): a request that carries ``words`` (each word's raw
   pieces, in sung order) lets the model emit ``<word>`` at any frame boundary while words remain; the next
   word's pieces are then written after it, and the same frame's vocal slot is sampled again. So the model
-  decides when each word starts, as it learned from the corpus's word times. Should it hold back so long that
-  the words left outnumber the frames left, the cue is written without asking, so every word is cued. A forced
+  decides when each word starts, as it learned from the corpus's word times. That choice is drawn first, at
+  the model's own odds of ``<word>`` against the slot's codes, and only then the code with temperature, top-k
+  and top-p: those settings shape the sound, and would otherwise starve the one cue id among thousands of
+  codes. Each word also has a deadline (``cue_deadline``): by then it is cued without asking, so the words
+  are never sung slower than evenly spread over their section. Without it the trained word-cue LM, sampling,
+  cued a few words and then kept singing, leaving the rest to its section's last frames. A forced
   vocal (accompaniment for a given vocal) still gets its cues: the choice there is between ``<word>`` and the
   forced code.
 - Classifier-free guidance runs a second stream whose prompt has the style and lyric text removed
@@ -295,6 +299,13 @@ class _Stream:
         return output.logits[0, -1]
 
 
+def cue_deadline(word: int, n_words: int, n_frames: int) -> int:
+    """The frame by which word ``word`` (0-based) of ``n_words`` must have been cued in a section of
+    ``n_frames``: ``(word + 1) · n_frames // (n_words + 1)``, so the model may sing the words sooner but never
+    slower than evenly spread over the section, and never so late that a word after it finds no frame."""
+    return min((word + 1) * n_frames // (n_words + 1), n_frames - (n_words - word))
+
+
 def _model_device(model) -> torch.device:
     device = getattr(model, "device", None)
     if isinstance(device, torch.device):
@@ -371,10 +382,23 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
     cue_or_vocal = torch.cat([torch.tensor([vocab.word_id]), candidates["vocal"]])
     first_id = {"vocal": vocab.vocal_start, "accomp": vocab.accomp_start}
 
-    def sample(slot_ids: torch.Tensor) -> int:
+    def next_log_probs() -> torch.Tensor:
         logits = [stream.next_logits() for stream in streams]
-        log_probs = guided_log_probs(logits[0], logits[1] if len(logits) > 1 else None, options.cfg_scale)
-        return int(slot_ids[sample_from_log_probs(log_probs.cpu()[slot_ids], options, generator)])
+        return guided_log_probs(logits[0], logits[1] if len(logits) > 1 else None, options.cfg_scale).cpu()
+
+    def sample(slot_ids: torch.Tensor, log_probs: torch.Tensor | None = None) -> int:
+        log_probs = next_log_probs() if log_probs is None else log_probs
+        return int(slot_ids[sample_from_log_probs(log_probs[slot_ids], options, generator)])
+
+    def starts_word(log_probs: torch.Tensor, slot_ids: torch.Tensor) -> bool:
+        """Whether the next word starts here, drawn at the model's own odds of ``<word>`` against the slot's
+        codes: temperature and top-k shape the sound, and would otherwise also slow the words down (a cue is
+        one choice among thousands of codes, so a cooler temperature or a top-k cut nearly always drops it).
+        Greedy decoding cues when the odds are at least even."""
+        chance = float(torch.softmax(log_probs[slot_ids].float(), dim=-1)[0])
+        if options.greedy:
+            return chance >= 0.5
+        return float(torch.rand((), generator=generator)) < chance
 
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
@@ -392,13 +416,15 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
                     kind, frame = slot_kind(position), position // 2
                     token = None
                     while kind == "vocal" and len(cues) < len(words):  # a word may start before this frame
-                        if len(words) - len(cues) < request.n_frames - frame:
+                        if frame < cue_deadline(len(cues), len(words), request.n_frames):
                             slot_ids = cue_or_vocal if forced["vocal"] is None else torch.tensor(
                                 [vocab.word_id, first_id["vocal"] + int(forced["vocal"][frame])])
-                            token = sample(slot_ids)
-                            if token != vocab.word_id:
+                            log_probs = next_log_probs()
+                            if not starts_word(log_probs, slot_ids):
+                                token = (int(slot_ids[1]) if forced["vocal"] is not None
+                                         else sample(candidates["vocal"], log_probs))
                                 break
-                        # a cue (sampled, or written because every frame left is needed for a word)
+                        # a cue (sampled, or written because the word's deadline has come)
                         word = words[len(cues)]
                         cues.append(WordCue(frame, tuple(word)))
                         streams[0].push([vocab.word_id, *vocab.text_id(np.asarray(word, np.int64)).tolist()])

@@ -4,6 +4,7 @@ every frame boundary, the manifest, and the training CLI (``--word-cues --init-f
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -19,6 +20,7 @@ from lm.generate import (
     GenerationOptions,
     SectionRequest,
     accompaniment_for_vocal,
+    cue_deadline,
     generate_song,
     resample_track,
 )
@@ -225,8 +227,8 @@ WORDS = [[1], [2, 3], [4], [5, 6]]
 
 def cue_decisions(model, song: SongTokens, words_per_section):
     """Replays a greedy song with cues against one full forward: at each frame boundary with words left, the
-    next token must be the argmax over ``<word>`` + vocal codes (or a cue written because every frame left is
-    needed), and after ``<word>`` the next word's pieces."""
+    next token must be ``<word>`` when its odds against the vocal codes are at least even, else the best vocal
+    code (or a cue written because every frame left is needed), and after ``<word>`` the next word's pieces."""
     ids = build_sequence(song, VOCAB)
     log_probs = torch.log_softmax(model(input_ids=torch.as_tensor(ids)[None]).logits[0].float(), -1)
     candidates = torch.cat([torch.tensor([VOCAB.word_id]), torch.arange(VOCAB.vocal_start, VOCAB.accomp_start)])
@@ -237,11 +239,14 @@ def cue_decisions(model, song: SongTokens, words_per_section):
         while frame < section.n_frames:
             token = int(ids[position])
             if cued < len(words):
-                if len(words) - cued >= section.n_frames - frame:
+                if frame >= cue_deadline(cued, len(words), section.n_frames):
                     assert token == VOCAB.word_id
                     written += 1
-                else:
-                    assert token == int(candidates[torch.argmax(log_probs[position - 1][candidates])])
+                else:  # greedy: a cue when its odds against the vocal codes are at least even, else the best code
+                    odds = torch.softmax(log_probs[position - 1][candidates], -1)[0]
+                    vocal = candidates[1:]
+                    assert token == (VOCAB.word_id if odds >= 0.5
+                                     else int(vocal[torch.argmax(log_probs[position - 1][vocal])]))
             if token == VOCAB.word_id:
                 word = words[cued]
                 assert VOCAB.text_piece(ids[position + 1:position + 1 + len(word)]).tolist() == word
@@ -250,6 +255,14 @@ def cue_decisions(model, song: SongTokens, words_per_section):
             position, frame = position + 2, frame + 1
         assert cued == len(words)
     return written
+
+
+@pytest.mark.parametrize("n_words, n_frames", [(1, 1), (3, 3), (4, 9), (9, 200), (15, 16)])
+def test_cue_deadlines_spread_the_words_at_most_evenly_and_leave_each_a_frame(n_words, n_frames):
+    deadlines = [cue_deadline(k, n_words, n_frames) for k in range(n_words)]
+    assert all(b > a for a, b in itertools.pairwise(deadlines))  # one frame each at least
+    assert 0 <= deadlines[0] and deadlines[-1] <= n_frames - 1
+    assert all(d <= (k + 1) * n_frames / (n_words + 1) for k, d in enumerate(deadlines))
 
 
 def test_greedy_cues_are_the_models_choice_and_every_word_is_cued(model):
