@@ -261,7 +261,7 @@ def cue_decisions(model, song: SongTokens, words_per_section):
 def test_cue_deadlines_spread_the_words_at_most_evenly_and_leave_each_a_frame(n_words, n_frames):
     deadlines = [cue_deadline(k, n_words, n_frames) for k in range(n_words)]
     assert all(b > a for a, b in itertools.pairwise(deadlines))  # one frame each at least
-    assert 0 <= deadlines[0] and deadlines[-1] <= n_frames - 1
+    assert deadlines[0] >= 0 and deadlines[-1] <= n_frames - 1
     assert all(d <= (k + 1) * n_frames / (n_words + 1) for k, d in enumerate(deadlines))
 
 
