@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import jiwer
 import numpy as np
@@ -130,6 +131,7 @@ class SectionCheck:
     wer: float | None = None
     errors: int = 0  # substitutions + deletions + insertions
     words: int = 0  # reference words
+    hits: int = 0  # reference words heard exactly
     missed_lines: list[str] = field(default_factory=list)
     note: str = ""  # why the model was not asked, when it was not
 
@@ -153,6 +155,10 @@ class LyricReport:
         return sum(section.words for section in self.sections)
 
     @property
+    def hits(self) -> int:
+        return sum(section.hits for section in self.sections)
+
+    @property
     def wer(self) -> float | None:
         """None when no section has lyrics."""
         return self.errors / self.words if self.words else None
@@ -174,12 +180,22 @@ class LyricReport:
     def to_dict(self) -> dict:
         """JSON-ready: the song's WER and word counts, then every section's fields."""
         return {"wer": None if self.wer is None else round(self.wer, 4), "errors": self.errors,
-                "words": self.words, "missed_lines": self.missed_lines,
+                "words": self.words, "hits": self.hits, "missed_lines": self.missed_lines,
                 "sections": [asdict(section) for section in self.sections]}
 
 
-def align(lines: list[str], hypothesis: str) -> tuple[int, int, list[str], str]:
-    """Align a transcript to lyric lines. Returns ``(errors, reference words, missed lines, capped hypothesis)``.
+class Alignment(NamedTuple):
+    errors: int  # substitutions + deletions + insertions
+    words: int  # reference words
+    missed_lines: list[str]
+    hypothesis: str  # normalised and capped
+    hits: int  # reference words heard exactly
+
+
+def align(lines: list[str], hypothesis: str) -> Alignment:
+    """Align a transcript to lyric lines: errors, reference words, missed lines, the capped hypothesis and the
+    words heard right (``Alignment``). WER counts silence and wrong words alike; ``hits`` counts only the words
+    that came through, so it tells singing that is heard but wrong from singing that is heard and right.
 
     A line is *missed* when fewer than ``MISSED_LINE_MATCH`` of its words are aligned as exact matches:
     half a line heard is still a recognisable line, while one chance hit ("the", "i") in an otherwise wrong
@@ -206,7 +222,7 @@ def align(lines: list[str], hypothesis: str) -> tuple[int, int, list[str], str]:
         position += len(words)
         if words and hits < MISSED_LINE_MATCH * len(words):
             missed.append(line)
-    return errors, len(reference), missed, " ".join(heard)
+    return Alignment(errors, len(reference), missed, " ".join(heard), int(matched.sum()))
 
 
 def check_lyrics(vocals: np.ndarray, sample_rate: int, sections: list[dict], model=None) -> LyricReport:
@@ -242,7 +258,9 @@ def check_lyrics(vocals: np.ndarray, sample_rate: int, sections: list[dict], mod
         else:
             reference_words = sum(len(normalise(line)) for line in section.lines)
             hypothesis = _transcribe(model or whisper_model(), piece, reference_words)
-        section.errors, section.words, section.missed_lines, section.hypothesis = align(section.lines, hypothesis)
+        aligned = align(section.lines, hypothesis)
+        section.errors, section.words, section.missed_lines, section.hypothesis = aligned[:4]
+        section.hits = aligned.hits
         section.wer = section.errors / section.words
     return LyricReport(checked)
 

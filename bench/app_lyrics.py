@@ -81,7 +81,7 @@ def check_generated(generator, index: int, style: str, lyrics: str, seconds: flo
     clock = time.perf_counter()
     report = check_lyrics(result.vocals, result.sample_rate, sections)
     return {"prompt": index, "style": style, "seed": seed, "seconds": round(result.seconds, 2),
-            "errors": report.errors, "words": report.words, "wer": round(report.wer, 4),
+            "errors": report.errors, "words": report.words, "hits": report.hits, "wer": round(report.wer, 4),
             "silent_sections": sum(s.note == "(silence)" for s in report.sections),
             "generate_seconds": round(generate_seconds, 2), "check_seconds": round(time.perf_counter() - clock, 2),
             "warnings": result.warnings, "sections": report.to_dict()["sections"]}
@@ -96,16 +96,16 @@ def check_corpus(folder: Path) -> dict:
     samples, rate = read_audio(folder / "vocals.flac")
     report = check_lyrics(samples, rate, sections_from_meta(meta))
     return {"id": meta["id"], "voice": meta["voice"]["name"], "seconds": round(len(samples) / rate, 2),
-            "errors": report.errors, "words": report.words,
+            "errors": report.errors, "words": report.words, "hits": report.hits,
             "wer": None if report.wer is None else round(report.wer, 4),
             "silent_sections": sum(s.note == "(silence)" for s in report.sections),
             "sections": report.to_dict()["sections"]}
 
 
 def total(rows: list[dict]) -> dict:
-    errors, words = sum(r["errors"] for r in rows), sum(r["words"] for r in rows)
+    errors, words, hits = (sum(r[key] for r in rows) for key in ("errors", "words", "hits"))
     return {"songs": len(rows), "errors": errors, "words": words, "wer": round(errors / words, 4) if words else None,
-            "silent_sections": sum(r["silent_sections"] for r in rows)}
+            "hits": hits, "silent_sections": sum(r["silent_sections"] for r in rows)}
 
 
 def table(result: dict) -> str:
@@ -117,19 +117,21 @@ def table(result: dict) -> str:
              f"{corpus['total']['songs']} songs of `{result['corpus_folder']}` "
              "(ground-truth vocals). "
              "WER = errors ÷ lyric words, summed over sections and songs; silent = sections where no voice was "
-             "found (all their words count as errors).", "",
-             "| prompt | style | seed | words | errors | WER | silent sections |", "|---|---|---|---|---|---|---|"]
+             "found (all their words count as errors); heard right = lyric words the transcript matches exactly "
+             "(WER counts silence and wrong words alike, this counts only the words that came through).", "",
+             "| prompt | style | seed | words | errors | WER | heard right | silent sections |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in generated["per_prompt"]:
         lines.append(f"| {row['prompt']} | {row['style']} | {row['seed']} | {row['words']} | {row['errors']} | "
-                     f"{row['wer']:.3f} | {row['silent_sections']} |")
+                     f"{row['wer']:.3f} | {row['hits']} | {row['silent_sections']} |")
     g, c = generated["total"], corpus["total"]
-    lines += [f"| **generated, all** | | | {g['words']} | {g['errors']} | **{g['wer']:.3f}** | "
+    lines += [f"| **generated, all** | | | {g['words']} | {g['errors']} | **{g['wer']:.3f}** | {g['hits']} | "
               f"{g['silent_sections']} |", "",
-              "| corpus song | voice | words | errors | WER |", "|---|---|---|---|---|"]
+              "| corpus song | voice | words | errors | WER | heard right |", "|---|---|---|---|---|---|"]
     for row in corpus["per_song"]:
         wer = "–" if row["wer"] is None else f"{row['wer']:.3f}"
-        lines.append(f"| {row['id']} | {row['voice']} | {row['words']} | {row['errors']} | {wer} |")
-    lines += [f"| **corpus, all** | | {c['words']} | {c['errors']} | **{c['wer']:.3f}** |", "",
+        lines.append(f"| {row['id']} | {row['voice']} | {row['words']} | {row['errors']} | {wer} | {row['hits']} |")
+    lines += [f"| **corpus, all** | | {c['words']} | {c['errors']} | **{c['wer']:.3f}** | {c['hits']} |", "",
               f"Generated WER {g['wer']:.3f} against the ground truth's {c['wer']:.3f} under the same judge: "
               f"{result['wer_ratio']:.2f}× the floor."]
     return "\n".join(lines)

@@ -63,16 +63,16 @@ def true_report(song) -> LyricReport:
 
 def test_exact_transcript_has_no_errors():
     lines = ["Give me all your deer", "let the years appear"]
-    errors, words, missed, heard = align(lines, "give me all your deer, let the years appear!")
-    assert (errors, words, missed) == (0, 9, [])
+    errors, words, missed, heard, hits = align(lines, "give me all your deer, let the years appear!")
+    assert (errors, words, missed, hits) == (0, 9, [], 9)
     assert heard == "give me all your deer let the years appear"
 
 
 def test_deleted_line_is_reported_missed():
     lines = ["give me all your deer", "let the years appear", "i found a train in the skill"]
-    errors, words, missed, _ = align(lines, "give me all your deer i found a train in the skill")
+    errors, words, missed, _, hits = align(lines, "give me all your deer i found a train in the skill")
     assert missed == ["let the years appear"]
-    assert (errors, words) == (4, 16)
+    assert (errors, words, hits) == (4, 16, 12)
 
 
 def test_line_with_half_its_words_counts_as_sung():
@@ -86,13 +86,13 @@ def test_contractions_hyphens_and_case_are_normalised():
 
 
 def test_hallucination_loop_is_capped():
-    errors, words, _, heard = align(["la di da"], "la " * 200)
+    errors, words, _, heard, hits = align(["la di da"], "la " * 200)
     assert len(heard.split()) == HYPOTHESIS_CAP * words == 6
-    assert errors == 5  # "la" matched, two substitutions, three insertions; uncapped it would be 199
+    assert errors == 5 and hits == 1  # "la" matched, two substitutions, three insertions; uncapped 199 errors
 
 
 def test_empty_transcript_misses_everything():
-    assert align(["a line", "another line"], "") == (4, 4, ["a line", "another line"], "")
+    assert align(["a line", "another line"], "") == (4, 4, ["a line", "another line"], "", 0)
 
 
 # --- Whisper on real vocals --------------------------------------------------------------------------------
