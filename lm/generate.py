@@ -17,12 +17,11 @@ returning ``.logits`` and ``.past_key_values``); nothing here knows ``lm.model.S
   word's pieces are then written after it, and the same frame's vocal slot is sampled again. So the model
   decides when each word starts, as it learned from the corpus's word times. That choice is drawn first, at
   the model's own odds of ``<word>`` against the slot's codes, and only then the code with temperature, top-k
-  and top-p: those settings shape the sound, and would otherwise starve the one cue id among thousands of
-  codes. Each word also has a deadline (``cue_deadline``): by then it is cued without asking, so the words
-  are never sung slower than evenly spread over their section. Without it the trained word-cue LM, sampling,
-  cued a few words and then kept singing, leaving the rest to its section's last frames. A forced
-  vocal (accompaniment for a given vocal) still gets its cues: the choice there is between ``<word>`` and the
-  forced code.
+  and top-p: those settings shape the sound, and would otherwise also change the pace of the words. Each word
+  also has a deadline (``cue_deadline``): by then it is cued without asking, so the words are never sung
+  slower than evenly spread over their section. Without it the trained word-cue LM, sampling, cued a few words
+  and then kept singing, leaving the rest to its section's last frames. A forced vocal (accompaniment for a
+  given vocal) still gets its cues: the choice there is between ``<word>`` and the forced code.
 - Classifier-free guidance runs a second stream whose prompt has the style and lyric text removed
   (``lm.data.drop_condition``: same markers, no condition) and mixes log-probabilities as
   ``uncond + scale·(cond − uncond)``. At ``cfg_scale == 1`` that stream is skipped, so the result is exactly
@@ -392,9 +391,9 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
 
     def starts_word(log_probs: torch.Tensor, slot_ids: torch.Tensor) -> bool:
         """Whether the next word starts here, drawn at the model's own odds of ``<word>`` against the slot's
-        codes: temperature and top-k shape the sound, and would otherwise also slow the words down (a cue is
-        one choice among thousands of codes, so a cooler temperature or a top-k cut nearly always drops it).
-        Greedy decoding cues when the odds are at least even."""
+        codes: temperature and top-k shape the sound, and would otherwise also change the pace of the words (a
+        cue competes with thousands of codes, so a cooler temperature or a top-k cut lowers its odds). Greedy
+        decoding cues when the odds are at least even."""
         chance = float(torch.softmax(log_probs[slot_ids].float(), dim=-1)[0])
         if options.greedy:
             return chance >= 0.5

@@ -12,6 +12,11 @@ runs reuse it, so the text ids never change under a half-trained model). The voc
 model with each lyric word's phones after it (``lm/phonemes.py``); the phone symbols in ``spm.model`` then make
 every later encoder of lyrics (training data, evaluation, generation, the app) add the phones the same way.
 
+``--init-from DIR`` starts from a saved SongLM (its config, text model and weights) instead of random weights,
+e.g. to fine-tune the shipped LM; ``--word-cues`` trains the layout's word cues (``lm.layout``: ``<word>
+word-text`` before the frame each sung word starts in), from the token corpus's ``words`` column, and marks the
+saved model so that generation places them too.
+
 Training state (model, optimizer, RNG, the step counter) is saved through accelerate every ``--save-every``
 optimizer steps and at the end, in ``<run-dir>/state``; a run started again with the same ``--run-dir``
 resumes from the newest state, including the position inside the epoch. ``--steps`` counts optimizer
