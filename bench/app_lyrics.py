@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="prompt i is generated with seed SEED + i")
     parser.add_argument("--checkpoints", help="checkpoint root (default: the shipped checkpoints/)")
     parser.add_argument("--temperature", type=float, help="LM sampling temperature (default: the app's)")
+    parser.add_argument("--cfg-scale", type=float, help="LM classifier-free guidance scale (default: the app's)")
     parser.add_argument("--name", default="app_lyrics", help="results file name under bench/results")
     args = parser.parse_args(argv)
     if not 1 <= args.prompts <= len(PROMPTS):
@@ -161,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: no song folders under {args.corpus}")
     started = time.time()
     generator = SongGenerator() if args.checkpoints is None else SongGenerator(args.checkpoints)
-    options = None if args.temperature is None else {"temperature": args.temperature}
+    options = {name: value for name, value in (("temperature", args.temperature), ("cfg_scale", args.cfg_scale))
+               if value is not None} or None
     generated = []
     for index, (style, lyrics) in enumerate(PROMPTS[: args.prompts]):
         row = check_generated(generator, index, style, lyrics, args.seconds, args.seed + index, options)
