@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus.audio_io import atomic_write_json, write_audio
-from lm.layout import FRAME_RATE_HZ, SectionTokens, SongTokens
+from lm.layout import FRAME_RATE_HZ, LayoutError, SectionTokens, SongTokens
 from lm.lyrics import CANONICAL_TAGS
 
 # the shipped checkpoints a SongGenerator loads by default (DESIGN.md §3: one folder per component)
@@ -218,12 +218,11 @@ def song_from_manifest(manifest: Mapping) -> SongTokens:
                                                  and not isinstance(c[0], bool) for c in cues):
             raise ManifestError(f"{where}.cues must be a list of [frame, [pieces]] pairs")
         cues = [(frame, _int_list(pieces, f"{where}.cues pieces").tolist()) for frame, pieces in cues]
-        if instrumental and cues:
-            raise ManifestError(f"{where} is instrumental but has word cues")
-        if any(not 0 <= frame < n_frames for frame, _ in cues) or [f for f, _ in cues] != sorted(f for f, _ in cues):
-            raise ManifestError(f"{where}.cues must lie in frame order inside the section's {n_frames} frames")
-        sections.append(SectionTokens(tag, text_ids.tolist(), vocal[first:first + n_frames],
-                                      accomp[first:first + n_frames], instrumental, cues))
+        try:  # SectionTokens checks the cues: in frame order, inside the section, none in an instrumental one
+            sections.append(SectionTokens(tag, text_ids.tolist(), vocal[first:first + n_frames],
+                                          accomp[first:first + n_frames], instrumental, cues))
+        except LayoutError as error:
+            raise ManifestError(f"{where}.cues: {error}") from None
         first += n_frames
     if not sections or first != len(vocal):
         raise ManifestError(f"the sections cover {first} frames but the tokens have {len(vocal)}")

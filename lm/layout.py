@@ -254,6 +254,12 @@ class SectionTokens:
         self.vocal = _int_array(self.vocal, f"vocal codes of [{self.tag}]")
         self.accomp = _int_array(self.accomp, f"accompaniment codes of [{self.tag}]")
         self.cues = [WordCue(int(frame), tuple(int(piece) for piece in pieces)) for frame, pieces in self.cues]
+        if self.cues and self.instrumental:
+            raise LayoutError(f"[{self.tag}] is instrumental but has {len(self.cues)} word cues")
+        frames = [cue.frame for cue in self.cues]
+        if frames and (frames != sorted(frames) or frames[0] < 0 or frames[-1] >= self.n_frames):
+            raise LayoutError(f"[{self.tag}]: word cues must lie in frame order inside 0..{self.n_frames - 1}, "
+                              f"got frames {frames}")
 
     @property
     def n_frames(self) -> int:
@@ -333,12 +339,7 @@ def audio_with_cues(section: SectionTokens, vocab: Vocabulary) -> np.ndarray:
     ids = interleave(section.vocal, section.accomp, vocab)
     if not section.cues:
         return ids
-    if section.instrumental:
-        raise LayoutError(f"is instrumental but has {len(section.cues)} word cues")
-    frames = [cue.frame for cue in section.cues]
-    if frames != sorted(frames) or frames[0] < 0 or frames[-1] >= section.n_frames:
-        raise LayoutError(f"word cues must be in frame order inside 0..{section.n_frames - 1}, got frames {frames}")
-    pieces, previous = [], 0
+    pieces, previous = [], 0  # SectionTokens has checked that the cues are in order, in range, sung
     for cue in section.cues:
         pieces += [ids[previous:2 * cue.frame], [vocab.word_id], vocab.text_id(np.asarray(cue.text_ids, np.int64))]
         previous = 2 * cue.frame
@@ -515,16 +516,14 @@ def revert_sequence(ids, vocab: Vocabulary) -> SongTokens:
     ids, (style_start, style_stop), parsed = _parse(ids, vocab)
     sections = []
     for index, section in enumerate(parsed):
+        text = vocab.text_piece(ids[section.text_start:section.text_stop]).tolist()
         try:
             audio, cues = split_cues(ids[section.audio_start:section.audio_stop], vocab)
-            if cues and section.instrumental:
-                raise LayoutError(f"an instrumental section holds {len(cues)} {WORD} cues")
             vocal, accomp = deinterleave(audio, vocab)
+            sections.append(SectionTokens(section.tag, text, vocal, accomp, section.instrumental, cues))
         except LayoutError as error:
             raise LayoutError(f"section {index} [{section.tag}], audio from position {section.audio_start}: "
                               f"{error}") from None
-        text = vocab.text_piece(ids[section.text_start:section.text_stop]).tolist()
-        sections.append(SectionTokens(section.tag, text, vocal, accomp, section.instrumental, cues))
     return SongTokens(vocab.text_piece(ids[style_start:style_stop]).tolist(), sections)
 
 
