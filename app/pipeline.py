@@ -45,6 +45,7 @@ from app.manifest import (
     read_manifest,
     save,
     software_versions,
+    song_from_manifest,
 )
 from app.request import InputError, SongOptions, SongRequest, make_request, spread_frames, unlabelled_sections
 from lm.generate import (
@@ -59,6 +60,7 @@ from lm.generate import (
 )
 from lm.layout import FRAME_RATE_HZ, SectionTokens, SongTokens
 from lm.model import SongLM
+from lm.phonemes import strip_phonemes
 from lm.text import LINE_SEPARATOR
 from tokenizer import DuoTok, TrackTokens
 
@@ -213,6 +215,8 @@ class SongGenerator:
         try:
             manifest = read_manifest(manifest)
             vocal, accomp = manifest_tokens(manifest)
+            # the word cues tell a lyric-aware vocal decoder the words, as when the song was made
+            words = self._sung_words(song_from_manifest(manifest)) if manifest.get("sections") else None
         except ManifestError as error:
             raise InputError("manifest", str(error)) from None
         self._check_codes(vocal, accomp)
@@ -226,7 +230,7 @@ class SongGenerator:
         started = time.perf_counter()
         with self._lock:
             vocals, accompaniment, mix = self._decode(vocal, accomp, steps, seed, manifest["inputs"].get("mode"),
-                                                      report)
+                                                      report, words)
         manifest["timings"] = {"decode": round(time.perf_counter() - started, 3)}
         manifest["warnings"] = list(manifest.get("warnings", [])) + self._version_warnings(manifest)
         report(ProgressEvent("done", 1, 1, "done"))
@@ -249,7 +253,7 @@ class SongGenerator:
             vocal, accomp = _tracks(sampled.song)
             clock = time.perf_counter()
             vocals, accompaniment, mix = self._decode(vocal, accomp, request.options.decoder_steps, request.seed,
-                                                      request.mode, report)
+                                                      request.mode, report, self._sung_words(sampled.song))
             timings["decode"] = round(time.perf_counter() - clock, 3)
         timings["total"] = round(time.perf_counter() - started, 3)
         manifest = build_manifest(
@@ -422,13 +426,24 @@ class SongGenerator:
                 for track in ("vocal", "accomp")}
         return {"steps": steps, "steps_used": used, "seed": seed}
 
+    def _sung_words(self, song: SongTokens) -> list[tuple[int, str]]:
+        """Each word cue of the song as ``(frame in the song, word)``: what a lyric-aware vocal decoder reads.
+        A song without cues (an LM without them, an older manifest) gives none."""
+        words, first = [], 0
+        for section in song.sections:
+            words += [(first + cue.frame, strip_phonemes(self.lm.text.decode(cue.text_ids)).strip())
+                      for cue in section.cues]
+            first += section.n_frames
+        return words
+
     def _decode(self, vocal: np.ndarray, accomp: np.ndarray, steps: int | None, seed: int, mode: str | None,
-                report: Progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                report: Progress, words: list[tuple[int, str]] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Both token tracks -> (vocals, accompaniment, mix) through the decoders and the vocoder; a cappella
-        songs keep only the vocals."""
+        songs keep only the vocals. ``words``: the sung words at their frames, for a lyric-aware vocal decoder."""
         report(ProgressEvent("decode", 0, 1, "decoding tokens to audio"))
         tokens = TrackTokens(vocal, accomp, float(FRAME_RATE_HZ))
-        vocals, accompaniment, mix = self.tokenizer.decode(tokens, steps=steps, seed=seed)
+        vocals, accompaniment, mix = self.tokenizer.decode(tokens, steps=steps, seed=seed, words=words or None)
         expected = len(tokens) * self.samples_per_frame
         if not len(vocals) == len(accompaniment) == len(mix) == expected:
             raise RuntimeError(f"the decoder returned {len(vocals)}/{len(accompaniment)}/{len(mix)} samples for "

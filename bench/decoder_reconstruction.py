@@ -14,7 +14,9 @@ Metrics, each per song and in total:
   The judge's own noise is reported next to it: the same original with white noise 50 dB below it.
 
 Decoded conditions: ``decoder`` (the default flow steps), ``regression`` (steps 0: the decoder's regression
-estimate alone), ``floor`` (constant tokens) and ``vocoder`` (true mel).
+estimate alone), ``floor`` (constant tokens) and ``vocoder`` (true mel). A lyric-aware vocal decoder
+(``word_phones`` in its config) is given the token corpus's sung words (``words`` column: each word and the frame
+it starts in, what the LM's word cues give in the app); ``--no-words`` measures it from the tokens alone.
 
 ``python -m bench.decoder_reconstruction [--checkpoint checkpoints/duotok-tiny] [--songs data/corpus/validation]
 [--tokens data/tokens/validation] [--n 40]`` -> bench/results/decoder_reconstruction.{json,md}"""
@@ -74,22 +76,26 @@ def line_errors(audio: np.ndarray, sample_rate: int, lines: list[dict]) -> tuple
 
 
 def decode_conditions(tok: DuoTok, record: dict, originals: dict[str, np.ndarray], floor_ids: dict[str, int],
-                      steps: int | None, seed: int) -> tuple[dict[str, dict[str, np.ndarray]], float]:
+                      steps: int | None, seed: int, words: list | None = None
+                      ) -> tuple[dict[str, dict[str, np.ndarray]], float]:
     """``({condition: {track: waveform}}, seconds)``, every waveform ``len(tokens) · 960`` samples; seconds is
-    the time of the ``decoder`` condition alone (both tracks, decoders + vocoder), for the speed figure."""
+    the time of the ``decoder`` condition alone (both tracks, decoders + vocoder), for the speed figure.
+    ``words``: the song's sung words, for a lyric-aware vocal decoder (the floor gets them too: it is blind to
+    the tokens, not to the lyrics)."""
     n = len(record["vocal"])
     out: dict[str, dict[str, np.ndarray]] = {c: {} for c in CONDITIONS}
     tokens = TrackTokens(record["vocal"], record["accomp"])
     started = time.perf_counter()
-    out["decoder"]["vocal"], out["decoder"]["accomp"], _ = tok.decode(tokens, steps=steps, seed=seed)
+    out["decoder"]["vocal"], out["decoder"]["accomp"], _ = tok.decode(tokens, steps=steps, seed=seed, words=words)
     seconds = time.perf_counter() - started
     with torch.no_grad():
         for track in STEMS:
+            track_words = words if track == "vocal" else None
             mels = {"vocoder": tok.vocoder.latent(torch.from_numpy(originals[track]))[0][: 2 * n],
-                    "regression": tok.decode_mel(record[track], track, steps=0),
+                    "regression": tok.decode_mel(record[track], track, steps=0, words=track_words),
                     # same seed as decode() uses for this track, so floor and decoder differ only in the tokens
                     "floor": tok.decode_mel(np.full(n, floor_ids[track]), track, steps=steps,
-                                            seed=seed + list(STEMS).index(track))}
+                                            seed=seed + list(STEMS).index(track), words=track_words)}
             for condition, mel in mels.items():
                 out[condition][track] = tok.vocoder(mel[None].float())[0].numpy()
     return out, seconds
@@ -105,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="decoder flow steps (default: the decoders' own default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-whisper", action="store_true", help="skip the (slow) word error rates")
+    parser.add_argument("--no-words", action="store_true",
+                        help="decode from the tokens alone, without the token corpus's sung words (a lyric-aware "
+                             "vocal decoder reads them by default; tokens-only decoders ignore them)")
     parser.add_argument("--name", default="decoder_reconstruction", help="results file name under bench/results")
     args = parser.parse_args(argv)
 
@@ -129,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         originals = {t: read_audio(folder / f, sample_rate=rate)[0][: n * per_token] for t, f in STEMS.items()}
         if any(len(a) < n * per_token for a in originals.values()):
             raise SystemExit(f"error: {folder} is shorter than its {n} tokens: tokens and songs do not match")
-        decoded, seconds = decode_conditions(tok, record, originals, floor_ids, args.steps, args.seed)
+        words = None if args.no_words else record.get("words") or None
+        decoded, seconds = decode_conditions(tok, record, originals, floor_ids, args.steps, args.seed, words)
         decode_seconds += seconds
         audio_seconds += n * per_token / rate
         row: dict = {"id": record["id"], "seconds": round(n * per_token / rate, 2)}
@@ -179,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["vocal"]["lyric_words"] = totals["wer"]["original"][1]
     decoders = {t: tok.decoder(t).config for t in STEMS}
     result = {"benchmark": "decoder_reconstruction", "machine": machine(), "checkpoint": args.checkpoint,
+              "words": bool(decoders["vocal"].word_phones) and not args.no_words,
               "songs": len(rows), "audio_seconds": round(audio_seconds, 1),
               "steps": args.steps if args.steps is not None else {t: c.default_steps for t, c in decoders.items()},
               "floor_token": floor_ids, "decode_real_time_factor": round(audio_seconds / max(decode_seconds, 1e-9), 2),
@@ -194,7 +205,8 @@ def table(result: dict) -> str:
              f"{result['songs']} songs, {result['audio_seconds']} s, checkpoint `{result['checkpoint']}`, decoder "
              f"steps {result['steps']}; floor = one constant token per track {result['floor_token']}. Mel L1 = "
              "multi-scale mel L1 (duotok.md §5.2, lower is better); pitch = share of the original's voiced frames "
-             "within 50 cents; WER = Whisper tiny.en line by line.", "",
+             "within 50 cents; WER = Whisper tiny.en line by line. Vocal decoder given the sung words: "
+             f"{'yes' if result.get('words') else 'no'}.", "",
              "| stem | condition | mel L1 | PESQ | STOI | pitch | WER | WER ÷ original |",
              "|---|---|---|---|---|---|---|---|"]
     for track, name in (("vocal", "vocals"), ("accomp", "accompaniment")):

@@ -180,6 +180,20 @@ def test_redecode_rebuilds_the_same_audio_from_a_saved_folder(generator, song, t
     assert again.manifest["tokens"] == song.manifest["tokens"]
 
 
+def test_the_vocal_decoder_is_given_the_cued_words_at_their_song_frames(generator, song, monkeypatch):
+    """Generation and re-decoding hand the decoder the same words: each cue's word at its section's first frame
+    plus the cue's frame, in the lyric's order."""
+    given = []
+    decode = generator.tokenizer.decode
+    monkeypatch.setattr(generator.tokenizer, "decode",
+                        lambda tokens, steps=None, seed=0, words=None: given.append(words) or decode(
+                            tokens, steps=steps, seed=seed, words=words))
+    generator.redecode(song.manifest)
+    frames = [section["first_frame"] + frame for section in song.manifest["sections"] for frame, _ in section["cues"]]
+    sung = ["hold", "me", "close", "tonight", "under", "city", "lights", "sing", "it", "loud", "sing", "it", "proud"]
+    assert given == [list(zip(frames, sung, strict=True))]
+
+
 @pytest.mark.parametrize("level", [0.3, 0.8])  # 0.8 + 0.8 is louder than full scale: turned down as a whole
 def test_saved_stems_sum_to_the_mix_exactly(song, tmp_path, level):
     n = len(song.mix)

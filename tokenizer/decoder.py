@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from tokenizer.checkpoint import load_component, rebuild_with_config_updates, save_component
 from tokenizer.config import DictConfig
 from tokenizer.vocoder import ConvNeXtBlock
+from tokenizer.word_context import N_PHONE_IDS, word_context
 
 KIND = "decoder"
 TRACKS = ("vocal", "accomp")
@@ -62,12 +63,20 @@ class DecoderConfig(DictConfig):
     # (bench/results/decoder_reconstruction.md); pitch was within noise. Larger budgets may change that.
     default_steps: int = 0
     flow_loss_weight: float = 1.0
+    # Lyric-aware decoding (vocal track; tokenizer.word_context): each frame attends to the phones of the word
+    # being sung, at most this many (0: the decoder reads tokens only, as the paper's decoders do)
+    word_phones: int = 0
+    word_since: int = 64  # word ages (in frames) told apart; 64 frames = 1.28 s, longer notes share the last
+    word_dropout: float = 0.2  # share of training crops shown no words, so decoding without words still works
 
     def __post_init__(self):
         if self.track not in TRACKS:
             raise ValueError(f"decoder track must be one of {TRACKS}, not {self.track!r}")
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} must be divisible by n_heads {self.n_heads}")
+        if self.word_phones < 0 or self.word_since < 2 or not 0.0 <= self.word_dropout <= 1.0:
+            raise ValueError(f"word_phones must be >= 0, word_since >= 2 and word_dropout in [0, 1]; got "
+                             f"{self.word_phones}, {self.word_since}, {self.word_dropout}")
 
 
 
@@ -124,6 +133,36 @@ class TransformerBlock(nn.Module):
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
 
 
+class WordPhoneAttention(nn.Module):
+    """Adds to each frame what it picks, by one-head attention, from the phones of the word it is in (or a
+    learned "nothing" key): the query is the frame's features plus the word's age at that frame, the keys the
+    phones plus their position in the word. The output layer starts at zero, so adding this to a trained
+    decoder leaves its output unchanged until training moves it."""
+
+    def __init__(self, dim: int, max_phones: int, max_since: int):
+        super().__init__()
+        self.phone = nn.Embedding(N_PHONE_IDS, dim)
+        self.position = nn.Embedding(max_phones, dim)
+        self.since = nn.Embedding(max_since, dim)
+        self.nothing = nn.Parameter(torch.zeros(dim))
+        self.query = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, phones: torch.Tensor, since: torch.Tensor) -> torch.Tensor:
+        """``x [B, F, dim]``, ``phones [B, F, P]`` (0 pads), ``since [B, F]`` -> ``x`` plus the picked phones."""
+        b, f, p = phones.shape
+        keys = self.phone(phones) + self.position.weight[:p]
+        keys = torch.cat([self.nothing.expand(b, f, 1, -1), keys], dim=2)  # [B, F, 1 + P, dim]
+        present = torch.cat([torch.ones_like(phones[..., :1], dtype=torch.bool), phones > 0], dim=2)
+        query = self.query(x) + self.since(since)
+        scores = torch.einsum("bfd,bfkd->bfk", query, keys) / math.sqrt(x.shape[-1])
+        weights = scores.masked_fill(~present, float("-inf")).softmax(dim=-1)
+        return x + self.out(torch.einsum("bfk,bfkd->bfd", weights, self.value(keys)))
+
+
 def sigma_embedding(sigma: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal features of the flow time ``sigma [B]`` in [0, 1] (scaled ×1000 inside, so the frequencies
     cover the whole range as in DiT's timestep embedding)."""
@@ -147,6 +186,8 @@ class TrackDecoder(nn.Module):
         self.code_in = nn.Linear(config.code_dim, dim)
         self.convs = nn.ModuleList(ConvNeXtBlock(dim, 3 * dim, config.kernel_size, 1.0 / max(1, config.conv_layers))
                                    for _ in range(config.conv_layers))
+        self.words = (WordPhoneAttention(dim, config.word_phones, config.word_since) if config.word_phones
+                      else None)
         self.encoder = nn.ModuleList(TransformerBlock(dim, config.n_heads, config.ffn_dim)
                                      for _ in range(config.encoder_layers))
         self.encoder_norm = nn.LayerNorm(dim, eps=1e-6)
@@ -179,14 +220,48 @@ class TrackDecoder(nn.Module):
         return indices.long()
 
     # ---------------------------------------------------------------------------------------- network
-    def encode(self, indices: torch.Tensor) -> torch.Tensor:
-        """``indices [B, T] -> features h [B, 2T, dim]`` at the mel frame rate."""
+    def word_context(self, words, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(phones [2T, P], since [2T])`` of one song's sung words (``tokenizer.word_context``: ``{"start_frame",
+        "text"}`` dicts or ``(frame, text)`` pairs at the token rate), or None for a decoder that reads no words."""
+        if not self.config.word_phones:
+            return None
+        phones, since = word_context(words, n_tokens, self.config.frames_per_token, self.config.word_phones,
+                                     self.config.word_since)
+        device = self.code_table.device
+        return torch.from_numpy(phones).to(device), torch.from_numpy(since).to(device)
+
+    def check_words(self, words: tuple[torch.Tensor, torch.Tensor] | None, indices: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Batched word context ``(phones [B, 2T, P], since [B, 2T])`` for ``indices [B, T]``; None is "no words"
+        (all frames before any word), which a word-reading decoder also handles."""
+        if self.words is None:
+            if words is not None:
+                raise ValueError("this decoder reads no words (config word_phones 0); decode without words")
+            return None
+        frames = indices.shape[1] * self.config.frames_per_token
+        if words is None:
+            return (torch.zeros(indices.shape[0], frames, self.config.word_phones, dtype=torch.long,
+                                device=indices.device),
+                    torch.zeros(indices.shape[0], frames, dtype=torch.long, device=indices.device))
+        phones, since = words
+        if phones.shape != (indices.shape[0], frames, self.config.word_phones) or since.shape != phones.shape[:2]:
+            raise ValueError(f"word context must be phones [{indices.shape[0]}, {frames}, {self.config.word_phones}] "
+                             f"and since [{indices.shape[0]}, {frames}], got {tuple(phones.shape)} and "
+                             f"{tuple(since.shape)}")
+        return phones.long(), since.long().clamp(0, self.config.word_since - 1)
+
+    def encode(self, indices: torch.Tensor, words: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``indices [B, T] -> features h [B, 2T, dim]`` at the mel frame rate; ``words``: the batched word
+        context of a word-reading decoder (``check_words``)."""
         indices = self.check_indices(indices)
+        words = self.check_words(words, indices)
         x = self.code_in(self.code_table[indices]).repeat_interleave(self.config.frames_per_token, dim=1)
         x = x.transpose(1, 2)
         for block in self.convs:
             x = block(x)
         x = x.transpose(1, 2)
+        if self.words is not None:  # after the convolutions: the query then sees the codes around the frame
+            x = self.words(x, *words)
         for block in self.encoder:
             x = block(x)
         return self.encoder_norm(x)
@@ -213,24 +288,28 @@ class TrackDecoder(nn.Module):
         return mel * self.mel_std + self.mel_mean
 
     # --------------------------------------------------------------------------------------- training
-    def forward(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None
-                ) -> dict[str, torch.Tensor]:
+    def forward(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None,
+                words: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The training forward is :meth:`losses`: trainers call ``model(indices, mel)`` through their DDP
         wrapper, which only all-reduces gradients of calls that go through it."""
-        return self.losses(indices, mel, generator)
+        return self.losses(indices, mel, generator, words)
 
-    def losses(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None
-               ) -> dict[str, torch.Tensor]:
+    def losses(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None,
+               words: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """``indices [B, T]``, target log-mel ``mel [B, 2T, n_mels]`` -> ``{"prior", "flow", "loss"}``.
         The prior is trained with L1 (sharper than L2 on mels); the flow regresses the velocity from the
         noisy prior (the prior is detached there, so the flow cannot pull the regression away from the
-        data) at a sigma drawn uniformly."""
+        data) at a sigma drawn uniformly. A word-reading decoder in training mode is shown no words on a
+        ``word_dropout`` share of the crops."""
         expected = indices.shape[1] * self.config.frames_per_token
         if mel.shape[:2] != (indices.shape[0], expected) or mel.shape[-1] != self.config.n_mels:
             raise ValueError(f"mel must be [B, {expected}, {self.config.n_mels}] for {indices.shape[1]} tokens, "
                              f"got {tuple(mel.shape)}")
         target = self.normalise(mel)
-        h = self.encode(indices)
+        if words is not None and self.training and self.config.word_dropout > 0:
+            shown = torch.rand(indices.shape[0], generator=generator).to(mel.device) >= self.config.word_dropout
+            words = (words[0] * shown[:, None, None], words[1] * shown[:, None])
+        h = self.encode(indices, words)
         prior = self.prior(h)
         out = {"prior": F.l1_loss(prior, target)}
         noise = torch.randn(target.shape, generator=generator).to(target.device)
@@ -244,16 +323,18 @@ class TrackDecoder(nn.Module):
     # --------------------------------------------------------------------------------------- sampling
     @torch.no_grad()
     def generate(self, indices: torch.Tensor, steps: int | None = None, seed: int = 0,
-                 noise: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+                 noise: torch.Tensor | None = None, temperature: float = 1.0,
+                 words: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``indices [B, T] -> log-mel [B, 2T, n_mels]``. ``steps=0``: the regression estimate; otherwise
         ``steps`` Euler steps of the flow from ``prior + temperature·prior_noise·noise``, the noise drawn from
-        ``seed`` unless given (``[B, 2T, n_mels]``, e.g. a slice of one song-long draw)."""
+        ``seed`` unless given (``[B, 2T, n_mels]``, e.g. a slice of one song-long draw). ``words``: the batched
+        word context of a lyric-aware decoder (``check_words``; None: no words)."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         steps = self.config.default_steps if steps is None else int(steps)
         if steps < 0:
             raise ValueError(f"decoder steps must be >= 0, got {steps}")
-        h = self.encode(indices)
+        h = self.encode(indices, words)
         x = self.prior(h)
         if steps > 0:
             if noise is None:

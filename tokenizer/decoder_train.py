@@ -42,25 +42,35 @@ from tokenizer.training import (
     warmup_cosine,
 )
 from tokenizer.vocoder import LatentMel, get_vocoder_config
+from tokenizer.word_context import word_starts
 
 STEM_FOR_TRACK = {"vocal": "vocals", "accomp": "accompaniment"}
 
 
 class TrackCache:
-    """Every song's token ids and target mel for one track, in memory: ``indices[i] [T_i]`` int16 and
-    ``mels[i] [2·T_i, n_mels]`` float16."""
+    """Every song's token ids and target mel for one track, in memory: ``indices[i] [T_i]`` int16,
+    ``mels[i] [2·T_i, n_mels]`` float16, and ``words[i]``: the sung words as ``(start_frame, text)`` (the token
+    corpus's ``words`` column; empty for corpora tokenized before it and for caches saved before words were
+    kept), which a lyric-aware vocal decoder reads."""
 
-    def __init__(self, indices: list[np.ndarray], mels: list[np.ndarray], ids: list[str]):
+    def __init__(self, indices: list[np.ndarray], mels: list[np.ndarray], ids: list[str],
+                 words: list[list[tuple[int, str]]] | None = None):
         if not indices:
             raise ValueError("the decoder cache is empty: no song of the token corpus was found in the song folder")
         self.indices, self.mels, self.ids = indices, mels, ids
+        self.words = words if words is not None else [[] for _ in ids]
+        self._contexts: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    @property
+    def has_words(self) -> bool:
+        return any(self.words)
 
     @classmethod
     def build(cls, tokens_dir: str | Path, songs_dir: str | Path, track: str, frames_per_token: int = 2,
               limit: int | None = None) -> TrackCache:
         latent = LatentMel(get_vocoder_config("tiny"))
         stem_file = TRACK_FILES[STEM_FOR_TRACK[track]]
-        indices, mels, ids, missing = [], [], [], []
+        indices, mels, ids, words, missing = [], [], [], [], []
         for record in iter_records(tokens_dir):
             if limit is not None and len(ids) >= limit:
                 break
@@ -75,16 +85,21 @@ class TrackCache:
             indices.append(record[track][:n_tokens].astype(np.int16))
             mels.append(mel[: n_tokens * frames_per_token].astype(np.float16))
             ids.append(record["id"])
+            words.append([(f, t) for f, t in word_starts(record.get("words") or []) if f < n_tokens])
         if missing:
             print(f"warning: {len(missing)} songs of {tokens_dir} have no {stem_file} under {songs_dir} "
                   f"(first: {missing[:3]})", file=sys.stderr)
-        return cls(indices, mels, ids)
+        return cls(indices, mels, ids, words)
 
     def save(self, path: Path) -> None:
         offsets = np.cumsum([0] + [len(i) for i in self.indices])
+        word_offsets = np.cumsum([0] + [len(w) for w in self.words])
+        flat_words = [word for song in self.words for word in song]
         tmp = path.with_name(f".{path.name}.tmp.npz")
         np.savez(tmp, indices=np.concatenate(self.indices), mels=np.concatenate(self.mels), offsets=offsets,
-                 ids=np.array(self.ids))
+                 ids=np.array(self.ids), word_offsets=word_offsets,
+                 word_frames=np.array([f for f, _ in flat_words], dtype=np.int32),
+                 word_texts=np.array([t for _, t in flat_words], dtype=str))
         os.replace(tmp, path)
 
     @classmethod
@@ -92,31 +107,46 @@ class TrackCache:
         # read each array once: every ``data[key]`` access decodes the whole array again
         with np.load(path) as data:
             all_indices, all_mels, offsets, ids = data["indices"], data["mels"], data["offsets"], data["ids"]
+            words = None
+            if "word_offsets" in data:  # caches saved before words were kept have none
+                frames, texts = data["word_frames"].tolist(), data["word_texts"].tolist()
+                words = [list(zip(frames[a:b], texts[a:b], strict=True))
+                         for a, b in itertools.pairwise(data["word_offsets"].tolist())]
         indices = [all_indices[a:b] for a, b in itertools.pairwise(offsets)]
         mels = [all_mels[a * frames_per_token: b * frames_per_token] for a, b in itertools.pairwise(offsets)]
-        return cls(indices, mels, [str(i) for i in ids])
+        return cls(indices, mels, [str(i) for i in ids], words)
 
     def mel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         frames = np.concatenate(self.mels).astype(np.float32)
         return torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0).clip(min=1e-3))
 
+    def use_words_of(self, model: TrackDecoder) -> None:
+        """Compute every song's word context for ``model`` once (``batch`` then returns crops of it)."""
+        self._contexts = [tuple(t.numpy() for t in model.word_context(words, len(song)))
+                          for words, song in zip(self.words, self.indices, strict=True)]
+
     def batch(self, batch_size: int, crop_tokens: int, generator: torch.Generator, frames_per_token: int = 2
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random crops ``(indices [B, crop], mel [B, crop·fpt, n_mels])``; songs drawn in proportion to
-        their length, so every second of the corpus is equally likely. Songs shorter than the crop are
-        skipped (the reference corpus has none)."""
+              ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Random crops ``(indices [B, crop], mel [B, crop·fpt, n_mels], words)``; songs drawn in proportion to
+        their length, so every second of the corpus is equally likely. ``words`` is the crops' word context
+        ``(phones [B, crop·fpt, P], since [B, crop·fpt])`` after ``use_words_of``, else None. Songs shorter than
+        the crop are skipped (the reference corpus has none)."""
         lengths = torch.tensor([len(i) for i in self.indices], dtype=torch.float64)
         weights = torch.where(lengths >= crop_tokens, lengths, torch.zeros_like(lengths))
         if weights.sum() == 0:
             raise ValueError(f"every song is shorter than the crop of {crop_tokens} tokens")
         songs = torch.multinomial(weights, batch_size, replacement=True, generator=generator).tolist()
-        out_indices, out_mels = [], []
+        out_indices, out_mels, out_phones, out_since = [], [], [], []
         for song in songs:
             start = int(torch.randint(0, len(self.indices[song]) - crop_tokens + 1, (1,), generator=generator))
             out_indices.append(torch.from_numpy(self.indices[song][start: start + crop_tokens].astype(np.int64)))
-            frames = self.mels[song][start * frames_per_token: (start + crop_tokens) * frames_per_token]
-            out_mels.append(torch.from_numpy(frames.astype(np.float32)))
-        return torch.stack(out_indices), torch.stack(out_mels)
+            frames = slice(start * frames_per_token, (start + crop_tokens) * frames_per_token)
+            out_mels.append(torch.from_numpy(self.mels[song][frames].astype(np.float32)))
+            if self._contexts is not None:
+                out_phones.append(torch.from_numpy(self._contexts[song][0][frames]))
+                out_since.append(torch.from_numpy(self._contexts[song][1][frames]))
+        words = (torch.stack(out_phones), torch.stack(out_since)) if self._contexts is not None else None
+        return torch.stack(out_indices), torch.stack(out_mels), words
 
 
 def load_or_build_cache(path: Path, tokens: str, data: str, track: str, limit: int | None) -> TrackCache:
@@ -139,8 +169,9 @@ def validation_losses(model: TrackDecoder, cache: TrackCache, crop_tokens: int, 
     totals: dict[str, float] = {}
     device = next(model.parameters()).device
     for _ in range(n_batches):
-        indices, mel = cache.batch(batch_size, crop_tokens, generator)
-        for name, value in model.losses(indices.to(device), mel.to(device), generator).items():
+        indices, mel, words = cache.batch(batch_size, crop_tokens, generator)
+        words = None if words is None else tuple(t.to(device) for t in words)
+        for name, value in model.losses(indices.to(device), mel.to(device), generator, words).items():
             totals[name] = totals.get(name, 0.0) + float(value) / n_batches
     model.train()
     return {f"val_{name}": round(value, 4) for name, value in totals.items()}
@@ -227,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         model.mel_mean.copy_(mean)
         model.mel_std.copy_(std)
     del tokenizer
+    if model.words is not None:  # a lyric-aware decoder learns from the sung words of the token corpus
+        for name, songs in (("--tokens", cache), ("--eval-tokens", eval_cache)):
+            if songs is not None and not songs.has_words:
+                raise SystemExit(f"error: the {name} cache holds no sung words, which a decoder with word_phones "
+                                 f"reads: tokenize the corpus again (python -m tokenizer tokenize) and delete the "
+                                 f"cache files under {stage_dir}")
+            if songs is not None:
+                songs.use_words_of(model)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
@@ -244,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         # seeded by step and rank: a resumed run draws new crops, and processes draw different ones
         generator = torch.Generator().manual_seed(
             args.seed + 1_000_003 * progress.step + accelerator.process_index)
-        indices, mel = cache.batch(args.batch_size, args.crop_tokens, generator)
+        indices, mel, words = cache.batch(args.batch_size, args.crop_tokens, generator)
+        words = None if words is None else tuple(t.to(accelerator.device) for t in words)
         with accelerator.accumulate(model):
-            out = model(indices.to(accelerator.device), mel.to(accelerator.device), generator)
+            out = model(indices.to(accelerator.device), mel.to(accelerator.device), generator, words)
             apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
         progress.step += 1
         if eval_cache is not None and (progress.step % args.eval_every == 0 or progress.step == args.steps):

@@ -196,8 +196,11 @@ class DuoTok:
 
     @torch.no_grad()
     def decode_mel(self, indices, track: str, steps: int | None = None, seed: int = 0,
-                   window_tokens: int = WINDOW_TOKENS, overlap_tokens: int = DECODE_OVERLAP_TOKENS) -> torch.Tensor:
-        """One track's tokens ``[T]`` -> its 50 Hz log-mel ``[2T, n_mels]``.
+                   window_tokens: int = WINDOW_TOKENS, overlap_tokens: int = DECODE_OVERLAP_TOKENS,
+                   words=None) -> torch.Tensor:
+        """One track's tokens ``[T]`` -> its 50 Hz log-mel ``[2T, n_mels]``. ``words``: the sung words as
+        ``{"start_frame", "text"}`` dicts or ``(start_frame, text)`` pairs at the token rate, read by a lyric-aware
+        decoder (``word_phones`` in its config) and ignored by one that reads tokens only.
 
         Long inputs are decoded in windows of ``window_tokens`` (the training crop) that overlap by
         ``overlap_tokens``; in each overlap the two windows' mels are blended with linear ramps, so there is no
@@ -213,6 +216,7 @@ class DuoTok:
         starts = [0]
         if n_tokens > window_tokens:
             starts = [*range(0, n_tokens - window_tokens, window_tokens - overlap_tokens), n_tokens - window_tokens]
+        context = decoder.word_context(words, n_tokens) if words is not None else None  # whole song, then sliced
         noise = torch.randn(n_tokens * per_token, decoder.config.n_mels,
                             generator=torch.Generator().manual_seed(int(seed))).to(self.device)
         total = torch.zeros(n_tokens * per_token, decoder.config.n_mels, device=self.device)
@@ -223,7 +227,11 @@ class DuoTok:
         length = min(n_tokens, window_tokens)
         batch = torch.stack([indices[start: start + length] for start in starts])
         batch_noise = torch.stack([noise[start * per_token: (start + length) * per_token] for start in starts])
-        mels = decoder.generate(batch, steps=steps, noise=batch_noise)
+        batch_words = None
+        if context is not None:
+            batch_words = tuple(torch.stack([part[start * per_token: (start + length) * per_token] for start in starts])
+                                for part in context)
+        mels = decoder.generate(batch, steps=steps, noise=batch_noise, words=batch_words)
         for start, mel in zip(starts, mels, strict=True):
             end = start + length
             frames = slice(start * per_token, end * per_token)
@@ -239,17 +247,19 @@ class DuoTok:
         return total / weight
 
     @torch.no_grad()
-    def decode(self, tokens: TrackTokens, steps: int | None = None, seed: int = 0
+    def decode(self, tokens: TrackTokens, steps: int | None = None, seed: int = 0, words=None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tokens -> ``(vocals, accompaniment, mix)``: float32 waveforms of exactly ``len(tokens) ·
         samples_per_token`` samples at ``config.sample_rate``, the mix being their sum. ``steps``: flow steps
         of the decoders (``None``: each decoder's default; 0: the regression estimate alone); ``seed`` makes
-        the result reproducible (the accompaniment uses ``seed + 1`` so the two tracks get unrelated noise)."""
+        the result reproducible (the accompaniment uses ``seed + 1`` so the two tracks get unrelated noise).
+        ``words``: the sung words for a lyric-aware vocal decoder (``decode_mel``)."""
         if not isinstance(tokens, TrackTokens):
             raise TypeError(f"decode takes TrackTokens, got {type(tokens).__name__}")
         waves = []
         for offset, (track, indices) in enumerate((("vocal", tokens.vocal), ("accomp", tokens.accomp))):
-            mel = self.decode_mel(indices, track, steps=steps, seed=seed + offset)
+            mel = self.decode_mel(indices, track, steps=steps, seed=seed + offset,
+                                  words=words if track == "vocal" else None)
             waves.append(self.vocoder(mel[None].float())[0].cpu().numpy().astype(np.float32))
         vocals, accompaniment = waves
         return vocals, accompaniment, vocals + accompaniment

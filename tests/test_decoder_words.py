@@ -1,0 +1,185 @@
+"""The lyric-aware vocal decoder: per-frame word context (phones of the sung word, its age), the word-phone
+attention (starts as the identity, then changes the output), windowed decoding hands each window its slice of
+the song's context, the decoder cache keeps the words through save and load, and the training CLI learns from
+the words of a real token corpus (and refuses a cache without them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_decoder import K, small_decoder
+from tests.test_tokenizer_model import small_config
+from tests.test_vocoder import small_config as small_vocoder_config
+from tokenizer.checkpoint import save_pretrained
+from tokenizer.decoder import load_decoder, save_decoder, with_config_updates
+from tokenizer.decoder_train import TrackCache
+from tokenizer.duotok import DuoTok, TrackTokens
+from tokenizer.model import DuoTokModel
+from tokenizer.train import main as train_main
+from tokenizer.vocoder import Vocoder
+from tokenizer.word_context import PHONE_IDS, word_context, word_starts
+
+
+def test_word_context_marks_each_frame_with_its_words_phones_and_age():
+    phones, since = word_context([{"start_frame": 2, "text": "hold"}, (5, "Me,")], n_tokens=8, frames_per_token=2,
+                                 max_phones=3, max_since=4)
+    assert phones.shape == (16, 3) and since.shape == (16,)
+    hold = [PHONE_IDS[p] for p in ("HH", "OW", "L")]  # "hold" is HH OW L D: cut at max_phones
+    me = [PHONE_IDS["M"], PHONE_IDS["IY"], 0]
+    assert (phones[:4] == 0).all() and (since[:4] == 0).all()  # before the first word
+    assert (phones[4:10] == hold).all() and (phones[10:] == me).all()
+    assert since[4:10].tolist() == [1, 2, 3, 3, 3, 3]  # the age counts from 1 and stops at max_since - 1
+    assert since[10:13].tolist() == [1, 2, 3]
+
+
+def test_word_context_of_unknown_words_and_unsorted_input():
+    phones, since = word_context([(3, "hello"), (0, "zzxqv")], n_tokens=4, frames_per_token=1, max_phones=6,
+                                 max_since=10)
+    assert (phones[:3] == 0).all() and since[:3].tolist() == [1, 2, 3]  # a word CMUdict lacks: age, no phones
+    assert (phones[3, :4] > 0).all()
+    assert word_starts([(3, "b"), (1, "a")]) == [(1, "a"), (3, "b")]
+
+
+@pytest.mark.parametrize("words, match", [
+    ([(9, "late")], "outside the song"),
+    ([(-1, "early")], "outside the song"),
+    ([("1", "x")], "start_frame must be an integer"),
+    ([{"text": "no frame"}], "start_frame must be an integer"),
+    (["just text"], "expected"),
+])
+def test_bad_words_get_clear_errors(words, match):
+    with pytest.raises(ValueError, match=match):
+        word_context(words, n_tokens=9, frames_per_token=2, max_phones=4, max_since=8)
+
+
+def lyric_decoder(seed: int = 0):
+    base = small_decoder("vocal", seed)
+    model = with_config_updates(base, {"word_phones": 6}).eval()
+    return base, model
+
+
+def test_word_attention_starts_as_the_identity_then_reads_the_words():
+    base, model = lyric_decoder(3)
+    indices = torch.randint(0, K, (2, 12))
+    context = model.word_context([(0, "sky"), (6, "blue")], 12)
+    words = tuple(part[None].expand(2, *part.shape) for part in context)
+    torch.testing.assert_close(model.generate(indices, steps=0, words=words), base.generate(indices, steps=0))
+    torch.testing.assert_close(model.generate(indices, steps=0), base.generate(indices, steps=0))
+    # training moves the zero-initialised output layer; then the words change the mel, and other words differ
+    model.train().losses(indices, torch.randn(2, 24, 100), words=words)["loss"].backward()
+    assert model.words.out.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.words.out.weight.normal_(std=0.1)
+    model.eval()
+    other = tuple(part[None].expand(2, *part.shape) for part in model.word_context([(0, "dark"), (6, "night")], 12))
+    with_words, without, with_other = (model.generate(indices, steps=0, words=w) for w in (words, None, other))
+    assert not torch.allclose(with_words, without) and not torch.allclose(with_words, with_other)
+
+
+def test_word_dropout_hides_the_words_from_some_training_crops():
+    _, model = lyric_decoder(5)
+    model.config.word_dropout = 1.0
+    indices, mel = torch.randint(0, K, (2, 10)), torch.randn(2, 20, 100)
+    words = tuple(part[None].expand(2, *part.shape) for part in model.word_context([(0, "rain")], 10))
+    with torch.no_grad():
+        model.words.out.weight.normal_(std=0.1)
+    model.train()
+    dropped = model.losses(indices, mel, torch.Generator().manual_seed(0), words)["prior"]
+    none = model.losses(indices, mel, torch.Generator().manual_seed(0), None)["prior"]
+    torch.testing.assert_close(dropped, none)
+
+
+def test_word_context_shapes_and_word_reading_are_checked():
+    base, model = lyric_decoder()
+    indices = torch.randint(0, K, (1, 5))
+    with pytest.raises(ValueError, match="reads no words"):
+        base.generate(indices, words=model.word_context([(0, "a")], 5))
+    with pytest.raises(ValueError, match="word context must be"):
+        model.generate(indices, steps=0, words=model.word_context([(0, "a")], 5))  # not batched
+    assert base.word_context([(0, "a")], 5) is None
+
+
+def test_save_load_keeps_the_word_attention(tmp_path):
+    _, model = lyric_decoder(2)
+    with torch.no_grad():
+        model.words.out.weight.normal_(std=0.1)
+    save_decoder(model, tmp_path / "dec")
+    loaded = load_decoder(tmp_path / "dec")
+    assert loaded.config.word_phones == 6
+    indices = torch.randint(0, K, (1, 9))
+    words = tuple(part[None] for part in model.word_context([(1, "love")], 9))
+    torch.testing.assert_close(loaded.generate(indices, steps=0, words=words),
+                               model.generate(indices, steps=0, words=words))
+
+
+def test_windowed_decoding_gives_each_window_its_slice_of_the_songs_words(monkeypatch):
+    _, vocal = lyric_decoder(6)
+    tok = DuoTok(DuoTokModel(small_config()), decoders={"vocal": vocal, "accomp": small_decoder("accomp", 7)},
+                 vocoder=Vocoder(small_vocoder_config()).eval())
+    words = [(0, "one"), (40, "two"), (95, "three"), (170, "four")]
+    n = 181
+    seen = []
+    generate = vocal.generate
+
+    def spy(indices, steps=None, seed=0, noise=None, temperature=1.0, words=None):
+        seen.append(words)
+        return generate(indices, steps=steps, seed=seed, noise=noise, temperature=temperature, words=words)
+
+    monkeypatch.setattr(vocal, "generate", spy)
+    tok.decode_mel(np.arange(n) % K, "vocal", steps=0, words=words)
+    phones, since = vocal.word_context(words, n)
+    starts = [0, 80, 81]  # windows of 100 tokens overlapping by 20, the last aligned to the end
+    for row, start in enumerate(starts):
+        torch.testing.assert_close(seen[0][0][row], phones[2 * start: 2 * start + 200])
+        torch.testing.assert_close(seen[0][1][row], since[2 * start: 2 * start + 200])
+    assert seen[0][1][1, 0] > 1  # the second window starts inside "two" and knows how old it is
+    # the accompaniment decoder reads no words: decode() gives them to the vocal track only
+    vocals, _, _ = tok.decode(TrackTokens(np.arange(n) % K, np.arange(n) % K), steps=0, words=words)
+    assert vocals.shape == (n * tok.config.samples_per_token,)
+
+
+def test_cache_keeps_words_through_save_and_load(tmp_path):
+    cache = TrackCache([np.arange(30, dtype=np.int16), np.arange(40, dtype=np.int16)],
+                       [np.zeros((60, 100), np.float16), np.ones((80, 100), np.float16)], ["a", "b"],
+                       [[(0, "sing"), (12, "it")], []])
+    cache.save(tmp_path / "cache.npz")
+    loaded = TrackCache.load(tmp_path / "cache.npz")
+    assert loaded.words == [[(0, "sing"), (12, "it")], []] and loaded.has_words
+    _, model = lyric_decoder()
+    loaded.use_words_of(model)
+    _, _, (phones, since) = loaded.batch(3, 30, torch.Generator().manual_seed(0))
+    assert phones.shape == (3, 60, 6) and since.shape == (3, 60)
+    # a cache written without words still loads: every song has none
+    legacy = TrackCache(cache.indices, cache.mels, cache.ids)
+    assert not legacy.has_words and legacy.batch(2, 30, torch.Generator().manual_seed(0))[2] is None
+
+
+def test_training_cli_learns_from_the_token_corpus_words(tmp_path):
+    from corpus.song import SongOptions
+    from corpus.synth import synthesize
+    from tokenizer.__main__ import main as tokenizer_main
+    from tokenizer.tokenize_corpus import iter_records
+
+    songs = tmp_path / "songs"
+    synthesize(songs, 2, 23, options=SongOptions(min_seconds=6, max_seconds=7), progress=False)
+    torch.manual_seed(0)
+    save_pretrained(DuoTokModel(small_config()), tmp_path / "duotok")
+    assert tokenizer_main(["tokenize", str(songs), "--out", str(tmp_path / "tokens"), "--checkpoint",
+                           str(tmp_path / "duotok"), "--no-progress"]) == 0
+    assert any(record["words"] for record in iter_records(tmp_path / "tokens"))
+    args = ["--stage", "decoder", "--track", "vocal", "--data", str(songs), "--tokens", str(tmp_path / "tokens"),
+            "--tokenizer", str(tmp_path / "duotok"), "--batch-size", "2", "--crop-tokens", "20", "--dim", "32",
+            "--ffn-dim", "64", "--n-heads", "2", "--encoder-layers", "1", "--dit-layers", "1", "--conv-layers", "1",
+            "--config-updates", '{"word_phones": 5}', "--steps", "1"]
+    assert train_main([*args, "--run-dir", str(tmp_path / "run")]) == 0
+    cache = TrackCache.load(tmp_path / "run" / "decoder-vocal" / "cache.npz")
+    assert cache.has_words
+    trained = load_decoder(tmp_path / "run" / "decoder-vocal" / "final")
+    assert trained.config.word_phones == 5 and trained.words.out.weight.abs().sum() > 0
+    # a cache made without words (an older run, or tokens without the words column) is refused with the way out
+    (tmp_path / "old" / "decoder-vocal").mkdir(parents=True)
+    TrackCache(cache.indices, cache.mels, cache.ids).save(tmp_path / "old" / "decoder-vocal" / "cache.npz")
+    with pytest.raises(SystemExit, match="holds no sung words"):
+        train_main([*args, "--run-dir", str(tmp_path / "old")])
