@@ -91,6 +91,27 @@ def test_word_dropout_hides_the_words_from_some_training_crops():
     torch.testing.assert_close(dropped, none)
 
 
+def test_the_alignment_loss_teaches_the_head_to_name_the_sung_phone():
+    base = small_decoder("vocal", 8)
+    model = with_config_updates(base, {"word_phones": 6, "word_phone_loss": 0.5, "word_dropout": 0.0}).train()
+    indices, mel = torch.randint(0, K, (2, 10)), torch.randn(2, 20, 100)
+    words = tuple(part[None].expand(2, *part.shape) for part in model.word_context([(0, "rain"), (5, "fall")], 10))
+    labels = torch.zeros(2, 20, dtype=torch.long)
+    labels[:, 2:8] = 7
+    out = model.losses(indices, mel, words=words, phone_labels=labels)
+    assert out["word_phone"] > 0
+    torch.testing.assert_close(out["loss"], out["prior"] + out["flow"] + 0.5 * out["word_phone"])
+    out["loss"].backward()
+    assert model.words.phone_head.weight.grad.abs().sum() > 0 and model.words.query.weight.grad.abs().sum() > 0
+    # nothing sung: no alignment loss; labels of the wrong shape: a clear error
+    assert model.losses(indices, mel, words=words, phone_labels=torch.zeros_like(labels))["word_phone"] == 0
+    with pytest.raises(ValueError, match="phone_labels must be"):
+        model.losses(indices, mel, words=words, phone_labels=labels[:, :10])
+    assert base.words is None and with_config_updates(base, {"word_phones": 6}).words.phone_head is None
+    with pytest.raises(ValueError, match="word_phone_loss"):
+        with_config_updates(base, {"word_phone_loss": -1.0})
+
+
 def test_word_context_shapes_and_word_reading_are_checked():
     base, model = lyric_decoder()
     indices = torch.randint(0, K, (1, 5))
@@ -149,8 +170,8 @@ def test_cache_keeps_words_through_save_and_load(tmp_path):
     assert loaded.words == [[(0, "sing"), (12, "it")], []] and loaded.has_words
     _, model = lyric_decoder()
     loaded.use_words_of(model)
-    _, _, (phones, since) = loaded.batch(3, 30, torch.Generator().manual_seed(0))
-    assert phones.shape == (3, 60, 6) and since.shape == (3, 60)
+    crops = loaded.batch(3, 30, torch.Generator().manual_seed(0))
+    assert crops.words[0].shape == (3, 60, 6) and crops.words[1].shape == (3, 60) and crops.phone_labels is None
     # a cache written without words still loads: every song has none
     legacy = TrackCache(cache.indices, cache.mels, cache.ids)
     assert not legacy.has_words and legacy.batch(2, 30, torch.Generator().manual_seed(0))[2] is None
@@ -175,7 +196,9 @@ def test_training_cli_learns_from_the_token_corpus_words(tmp_path):
             "--config-updates", '{"word_phones": 5}', "--steps", "1"]
     assert train_main([*args, "--run-dir", str(tmp_path / "run")]) == 0
     cache = TrackCache.load(tmp_path / "run" / "decoder-vocal" / "cache.npz")
-    assert cache.has_words
+    assert cache.has_words and all(len(labels) == len(mel) for labels, mel in zip(cache.phone_labels, cache.mels,
+                                                                                    strict=True))
+    assert np.mean(np.concatenate(cache.phone_labels) > 0) > 0.2  # the songs' sung phones, frame by frame
     trained = load_decoder(tmp_path / "run" / "decoder-vocal" / "final")
     assert trained.config.word_phones == 5 and trained.words.out.weight.abs().sum() > 0
     # a cache made without words (an older run, or tokens without the words column) is refused with the way out
@@ -183,3 +206,14 @@ def test_training_cli_learns_from_the_token_corpus_words(tmp_path):
     TrackCache(cache.indices, cache.mels, cache.ids).save(tmp_path / "old" / "decoder-vocal" / "cache.npz")
     with pytest.raises(SystemExit, match="holds no sung words"):
         train_main([*args, "--run-dir", str(tmp_path / "old")])
+    # the alignment loss trains from the cache's phone labels, and refuses a cache without them
+    aligned = [*args[:args.index("--config-updates")], "--config-updates",
+               '{"word_phones": 5, "word_phone_loss": 0.1}', "--steps", "1", "--log-every", "1"]
+    assert train_main([*aligned, "--run-dir", str(tmp_path / "aligned")]) == 0
+    log = (tmp_path / "aligned" / "decoder-vocal" / "log.jsonl").read_text()
+    assert '"word_phone"' in log
+    (tmp_path / "nolabels" / "decoder-vocal").mkdir(parents=True)
+    TrackCache(cache.indices, cache.mels, cache.ids, cache.words).save(
+        tmp_path / "nolabels" / "decoder-vocal" / "cache.npz")
+    with pytest.raises(SystemExit, match="holds no phone labels"):
+        train_main([*aligned, "--run-dir", str(tmp_path / "nolabels")])

@@ -75,8 +75,9 @@ def _read_f0(meta: dict) -> tuple[np.ndarray, float]:
     return np.asarray(track.get("hz", []), dtype=np.float32), float(track.get("hop_seconds", 0.01))
 
 
-def _read_phones(meta: dict, meta_path: Path, song_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts, ends, ids) of every non-silent phone in meta.json's words → syllables → phones."""
+def read_phones(meta: dict, meta_path: Path, song_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, ids) of every non-silent phone in meta.json's words → syllables → phones, in time order
+    (ids: ``tokenizer.phones``, festival's phone set)."""
     timed: list[tuple[float, float, int]] = []
     for word in meta.get("words", []):  # instrumental songs have no words: no phones, has_vocals False
         for syllable in word.get("syllables", []):
@@ -97,6 +98,16 @@ def _read_phones(meta: dict, meta_path: Path, song_id: str) -> tuple[np.ndarray,
     return starts, ends, ids
 
 
+def phones_at(starts: np.ndarray, ends: np.ndarray, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The phone id sung at each of ``times`` (seconds), 0 where none, from ``read_phones``'s arrays."""
+    labels = np.zeros(len(times), dtype=np.int64)
+    if len(starts):
+        index = np.searchsorted(starts, times, side="right") - 1
+        sung = (index >= 0) & (times < ends[np.clip(index, 0, None)])
+        labels[sung] = ids[index[sung]]
+    return labels
+
+
 def _inspect_folder(folder: Path, sample_rate: int) -> tuple[SongEntry | None, str | None]:
     """A SongEntry for a usable folder, else (None, reason). Reads only file headers and meta.json."""
     missing = [name for name in (*TRACK_FILES.values(), "meta.json") if not (folder / name).is_file()]
@@ -113,7 +124,7 @@ def _inspect_folder(folder: Path, sample_rate: int) -> tuple[SongEntry | None, s
             return None, f"{name} is {info.samplerate} Hz, expected {sample_rate} Hz"
         lengths.append(info.frames)
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    starts, ends, ids = _read_phones(meta, folder / "meta.json", folder.name)
+    starts, ends, ids = read_phones(meta, folder / "meta.json", folder.name)
     f0_hz, f0_hop_s = _read_f0(meta)
     return SongEntry(folder.name, folder, min(lengths), starts, ends, ids, f0_hz, f0_hop_s), None
 
@@ -197,12 +208,7 @@ class SongCropDataset(Dataset):
         frame-wise targets from the corpus's exact phone times, for the optional ``frame_phone`` loss."""
         n_tokens = self.crop_samples // self.samples_per_token
         centres = crop_begin_s + (np.arange(n_tokens) + 0.5) * self.samples_per_token / self.sample_rate
-        labels = np.zeros(n_tokens, dtype=np.int64)
-        if len(song.phone_starts):
-            index = np.searchsorted(song.phone_starts, centres, side="right") - 1
-            sung = (index >= 0) & (centres < song.phone_ends[np.clip(index, 0, None)])
-            labels[sung] = song.phone_ids[index[sung]]
-        return labels
+        return phones_at(song.phone_starts, song.phone_ends, song.phone_ids, centres)
 
     def pitch_frames(self, song: SongEntry, crop_begin_s: float) -> np.ndarray:
         """The sung note of each token frame of the crop as a pitch class (module constants), 0 where fewer

@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from accelerate.utils import set_seed
 
 from corpus.audio_io import read_audio
 from tokenizer.checkpoint import from_pretrained
-from tokenizer.data import TRACK_FILES
+from tokenizer.data import TRACK_FILES, phones_at, read_phones
 from tokenizer.decoder import TrackDecoder, get_decoder_config, load_decoder, save_decoder, with_config_updates
 from tokenizer.tokenize_corpus import iter_records
 from tokenizer.training import (
@@ -47,18 +48,27 @@ from tokenizer.word_context import word_starts
 STEM_FOR_TRACK = {"vocal": "vocals", "accomp": "accompaniment"}
 
 
+class CropBatch(NamedTuple):
+    indices: torch.Tensor  # [B, crop] token ids
+    mel: torch.Tensor  # [B, crop·fpt, n_mels] target log-mel
+    words: tuple[torch.Tensor, torch.Tensor] | None  # word context (phones, since) after use_words_of
+    phone_labels: torch.Tensor | None  # [B, crop·fpt] festival phone sung at each frame, 0 where none
+
+
 class TrackCache:
     """Every song's token ids and target mel for one track, in memory: ``indices[i] [T_i]`` int16,
-    ``mels[i] [2·T_i, n_mels]`` float16, and ``words[i]``: the sung words as ``(start_frame, text)`` (the token
-    corpus's ``words`` column; empty for corpora tokenized before it and for caches saved before words were
-    kept), which a lyric-aware vocal decoder reads."""
+    ``mels[i] [2·T_i, n_mels]`` float16; for a lyric-aware vocal decoder also ``words[i]``, the sung words as
+    ``(start_frame, text)`` (the token corpus's ``words`` column; empty for corpora tokenized before it), and
+    ``phone_labels[i] [2·T_i]`` int8, the phone sung at each frame (from ``meta.json``; the alignment loss's
+    targets). Caches saved before words and labels were kept load without them."""
 
     def __init__(self, indices: list[np.ndarray], mels: list[np.ndarray], ids: list[str],
-                 words: list[list[tuple[int, str]]] | None = None):
+                 words: list[list[tuple[int, str]]] | None = None, phone_labels: list[np.ndarray] | None = None):
         if not indices:
             raise ValueError("the decoder cache is empty: no song of the token corpus was found in the song folder")
         self.indices, self.mels, self.ids = indices, mels, ids
         self.words = words if words is not None else [[] for _ in ids]
+        self.phone_labels = phone_labels
         self._contexts: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
@@ -68,9 +78,11 @@ class TrackCache:
     @classmethod
     def build(cls, tokens_dir: str | Path, songs_dir: str | Path, track: str, frames_per_token: int = 2,
               limit: int | None = None) -> TrackCache:
-        latent = LatentMel(get_vocoder_config("tiny"))
+        mel_config = get_vocoder_config("tiny")
+        latent = LatentMel(mel_config)
         stem_file = TRACK_FILES[STEM_FOR_TRACK[track]]
-        indices, mels, ids, words, missing = [], [], [], [], []
+        indices, mels, ids, words, labels, missing = [], [], [], [], [], []
+        frame_seconds = mel_config.hop_length / mel_config.sample_rate
         for record in iter_records(tokens_dir):
             if limit is not None and len(ids) >= limit:
                 break
@@ -86,10 +98,11 @@ class TrackCache:
             mels.append(mel[: n_tokens * frames_per_token].astype(np.float16))
             ids.append(record["id"])
             words.append([(f, t) for f, t in word_starts(record.get("words") or []) if f < n_tokens])
+            labels.append(frame_phone_labels(path.parent / "meta.json", n_tokens * frames_per_token, frame_seconds))
         if missing:
             print(f"warning: {len(missing)} songs of {tokens_dir} have no {stem_file} under {songs_dir} "
                   f"(first: {missing[:3]})", file=sys.stderr)
-        return cls(indices, mels, ids, words)
+        return cls(indices, mels, ids, words, labels)
 
     def save(self, path: Path) -> None:
         offsets = np.cumsum([0] + [len(i) for i in self.indices])
@@ -99,7 +112,8 @@ class TrackCache:
         np.savez(tmp, indices=np.concatenate(self.indices), mels=np.concatenate(self.mels), offsets=offsets,
                  ids=np.array(self.ids), word_offsets=word_offsets,
                  word_frames=np.array([f for f, _ in flat_words], dtype=np.int32),
-                 word_texts=np.array([t for _, t in flat_words], dtype=str))
+                 word_texts=np.array([t for _, t in flat_words], dtype=str),
+                 **({} if self.phone_labels is None else {"phone_labels": np.concatenate(self.phone_labels)}))
         os.replace(tmp, path)
 
     @classmethod
@@ -112,9 +126,12 @@ class TrackCache:
                 frames, texts = data["word_frames"].tolist(), data["word_texts"].tolist()
                 words = [list(zip(frames[a:b], texts[a:b], strict=True))
                          for a, b in itertools.pairwise(data["word_offsets"].tolist())]
+            all_labels = data.get("phone_labels")
+        frames_of = [slice(a * frames_per_token, b * frames_per_token) for a, b in itertools.pairwise(offsets)]
         indices = [all_indices[a:b] for a, b in itertools.pairwise(offsets)]
-        mels = [all_mels[a * frames_per_token: b * frames_per_token] for a, b in itertools.pairwise(offsets)]
-        return cls(indices, mels, [str(i) for i in ids], words)
+        mels = [all_mels[frames] for frames in frames_of]
+        labels = None if all_labels is None else [all_labels[frames] for frames in frames_of]
+        return cls(indices, mels, [str(i) for i in ids], words, labels)
 
     def mel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         frames = np.concatenate(self.mels).astype(np.float32)
@@ -126,17 +143,17 @@ class TrackCache:
                           for words, song in zip(self.words, self.indices, strict=True)]
 
     def batch(self, batch_size: int, crop_tokens: int, generator: torch.Generator, frames_per_token: int = 2
-              ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Random crops ``(indices [B, crop], mel [B, crop·fpt, n_mels], words)``; songs drawn in proportion to
-        their length, so every second of the corpus is equally likely. ``words`` is the crops' word context
-        ``(phones [B, crop·fpt, P], since [B, crop·fpt])`` after ``use_words_of``, else None. Songs shorter than
-        the crop are skipped (the reference corpus has none)."""
+              ) -> CropBatch:
+        """Random crops (``CropBatch``); songs drawn in proportion to their length, so every second of the corpus
+        is equally likely. ``words`` is the crops' word context ``(phones [B, crop·fpt, P], since [B, crop·fpt])``
+        after ``use_words_of``, else None; ``phone_labels`` None for a cache without them. Songs shorter than the
+        crop are skipped (the reference corpus has none)."""
         lengths = torch.tensor([len(i) for i in self.indices], dtype=torch.float64)
         weights = torch.where(lengths >= crop_tokens, lengths, torch.zeros_like(lengths))
         if weights.sum() == 0:
             raise ValueError(f"every song is shorter than the crop of {crop_tokens} tokens")
         songs = torch.multinomial(weights, batch_size, replacement=True, generator=generator).tolist()
-        out_indices, out_mels, out_phones, out_since = [], [], [], []
+        out_indices, out_mels, out_phones, out_since, out_labels = [], [], [], [], []
         for song in songs:
             start = int(torch.randint(0, len(self.indices[song]) - crop_tokens + 1, (1,), generator=generator))
             out_indices.append(torch.from_numpy(self.indices[song][start: start + crop_tokens].astype(np.int64)))
@@ -145,8 +162,18 @@ class TrackCache:
             if self._contexts is not None:
                 out_phones.append(torch.from_numpy(self._contexts[song][0][frames]))
                 out_since.append(torch.from_numpy(self._contexts[song][1][frames]))
+            if self.phone_labels is not None:
+                out_labels.append(torch.from_numpy(self.phone_labels[song][frames].astype(np.int64)))
         words = (torch.stack(out_phones), torch.stack(out_since)) if self._contexts is not None else None
-        return torch.stack(out_indices), torch.stack(out_mels), words
+        labels = torch.stack(out_labels) if self.phone_labels is not None else None
+        return CropBatch(torch.stack(out_indices), torch.stack(out_mels), words, labels)
+
+
+def frame_phone_labels(meta_path: Path, n_frames: int, frame_seconds: float) -> np.ndarray:
+    """The festival phone id sung at the centre of each mel frame of a song, 0 where none (int8: 48 ids)."""
+    meta = json.loads(meta_path.read_text())
+    starts, ends, ids = read_phones(meta, meta_path, meta_path.parent.name)
+    return phones_at(starts, ends, ids, (np.arange(n_frames) + 0.5) * frame_seconds).astype(np.int8)
 
 
 def load_or_build_cache(path: Path, tokens: str, data: str, track: str, limit: int | None) -> TrackCache:
@@ -169,9 +196,11 @@ def validation_losses(model: TrackDecoder, cache: TrackCache, crop_tokens: int, 
     totals: dict[str, float] = {}
     device = next(model.parameters()).device
     for _ in range(n_batches):
-        indices, mel, words = cache.batch(batch_size, crop_tokens, generator)
-        words = None if words is None else tuple(t.to(device) for t in words)
-        for name, value in model.losses(indices.to(device), mel.to(device), generator, words).items():
+        crops = cache.batch(batch_size, crop_tokens, generator)
+        words = None if crops.words is None else tuple(t.to(device) for t in crops.words)
+        labels = None if crops.phone_labels is None else crops.phone_labels.to(device)
+        for name, value in model.losses(crops.indices.to(device), crops.mel.to(device), generator, words,
+                                        labels).items():
             totals[name] = totals.get(name, 0.0) + float(value) / n_batches
     model.train()
     return {f"val_{name}": round(value, 4) for name, value in totals.items()}
@@ -264,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"error: the {name} cache holds no sung words, which a decoder with word_phones "
                                  f"reads: tokenize the corpus again (python -m tokenizer tokenize) and delete the "
                                  f"cache files under {stage_dir}")
+            if songs is not None and model.config.word_phone_loss > 0 and songs.phone_labels is None:
+                raise SystemExit(f"error: the {name} cache holds no phone labels, which the alignment loss "
+                                 f"(word_phone_loss) needs: delete the cache files under {stage_dir} to rebuild them")
             if songs is not None:
                 songs.use_words_of(model)
 
@@ -283,10 +315,12 @@ def main(argv: list[str] | None = None) -> int:
         # seeded by step and rank: a resumed run draws new crops, and processes draw different ones
         generator = torch.Generator().manual_seed(
             args.seed + 1_000_003 * progress.step + accelerator.process_index)
-        indices, mel, words = cache.batch(args.batch_size, args.crop_tokens, generator)
-        words = None if words is None else tuple(t.to(accelerator.device) for t in words)
+        crops = cache.batch(args.batch_size, args.crop_tokens, generator)
+        device = accelerator.device
+        words = None if crops.words is None else tuple(t.to(device) for t in crops.words)
+        labels = None if crops.phone_labels is None else crops.phone_labels.to(device)
         with accelerator.accumulate(model):
-            out = model(indices.to(accelerator.device), mel.to(accelerator.device), generator, words)
+            out = model(crops.indices.to(device), crops.mel.to(device), generator, words, labels)
             apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
         progress.step += 1
         if eval_cache is not None and (progress.step % args.eval_every == 0 or progress.step == args.steps):
