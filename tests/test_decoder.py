@@ -156,19 +156,25 @@ def test_mismatched_track_lengths_and_wrong_types_are_refused(tok):
         tok.decode(random_tokens(5), steps=-1)
 
 
-def test_training_cli_runs_a_step_and_resumes(tmp_path):
-    """One step through ``python -m tokenizer.train --stage decoder`` on a hand-made two-song corpus (stems +
-    a token corpus written by the real tokenizer command), then a resumed run to step 2."""
+def two_song_token_corpus(tmp_path, seed: int):
+    """Two generated 6–7 s songs under ``tmp_path/songs``, a small random tokenizer in ``tmp_path/duotok`` and
+    the songs' token corpus written by the real tokenize command in ``tmp_path/tokens``."""
     from corpus.song import SongOptions
     from corpus.synth import synthesize
     from tokenizer.__main__ import main as tokenizer_main
 
-    songs = tmp_path / "songs"
-    synthesize(songs, 2, 21, options=SongOptions(min_seconds=6, max_seconds=7), progress=False)
+    synthesize(tmp_path / "songs", 2, seed, options=SongOptions(min_seconds=6, max_seconds=7), progress=False)
     torch.manual_seed(0)
     save_pretrained(DuoTokModel(small_config()), tmp_path / "duotok")
-    assert tokenizer_main(["tokenize", str(songs), "--out", str(tmp_path / "tokens"), "--checkpoint",
+    assert tokenizer_main(["tokenize", str(tmp_path / "songs"), "--out", str(tmp_path / "tokens"), "--checkpoint",
                            str(tmp_path / "duotok"), "--no-progress"]) == 0
+    return tmp_path / "songs"
+
+
+def test_training_cli_runs_a_step_and_resumes(tmp_path):
+    """One step through ``python -m tokenizer.train --stage decoder`` on a hand-made two-song corpus (stems +
+    a token corpus written by the real tokenizer command), then a resumed run to step 2."""
+    songs = two_song_token_corpus(tmp_path, 21)
     args = ["--stage", "decoder", "--track", "vocal", "--data", str(songs), "--tokens", str(tmp_path / "tokens"),
             "--tokenizer", str(tmp_path / "duotok"), "--run-dir", str(tmp_path / "run"), "--batch-size", "2",
             "--crop-tokens", "20", "--save-every", "1", "--log-every", "1", "--dim", "32", "--ffn-dim", "64",

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_decoder import K, small_decoder
+from tests.test_decoder import K, small_decoder, two_song_token_corpus
 from tests.test_tokenizer_model import small_config
 from tests.test_vocoder import small_config as small_vocoder_config
-from tokenizer.checkpoint import save_pretrained
 from tokenizer.decoder import load_decoder, save_decoder, with_config_updates
 from tokenizer.decoder_train import TrackCache
 from tokenizer.duotok import DuoTok, TrackTokens
@@ -178,17 +177,9 @@ def test_cache_keeps_words_through_save_and_load(tmp_path):
 
 
 def test_training_cli_learns_from_the_token_corpus_words(tmp_path):
-    from corpus.song import SongOptions
-    from corpus.synth import synthesize
-    from tokenizer.__main__ import main as tokenizer_main
     from tokenizer.tokenize_corpus import iter_records
 
-    songs = tmp_path / "songs"
-    synthesize(songs, 2, 23, options=SongOptions(min_seconds=6, max_seconds=7), progress=False)
-    torch.manual_seed(0)
-    save_pretrained(DuoTokModel(small_config()), tmp_path / "duotok")
-    assert tokenizer_main(["tokenize", str(songs), "--out", str(tmp_path / "tokens"), "--checkpoint",
-                           str(tmp_path / "duotok"), "--no-progress"]) == 0
+    songs = two_song_token_corpus(tmp_path, 23)
     assert any(record["words"] for record in iter_records(tmp_path / "tokens"))
     args = ["--stage", "decoder", "--track", "vocal", "--data", str(songs), "--tokens", str(tmp_path / "tokens"),
             "--tokenizer", str(tmp_path / "duotok"), "--batch-size", "2", "--crop-tokens", "20", "--dim", "32",
