@@ -208,3 +208,28 @@ def test_training_cli_learns_from_the_token_corpus_words(tmp_path):
         tmp_path / "nolabels" / "decoder-vocal" / "cache.npz")
     with pytest.raises(SystemExit, match="holds no phone labels"):
         train_main([*aligned, "--run-dir", str(tmp_path / "nolabels")])
+
+
+def test_word_attention_equals_attention_over_the_built_keys():
+    """The attention is computed on the embedding tables (no per-frame key tensor); it must equal one-head
+    attention over explicitly built keys: ["nothing", phone + position ...], pads masked, values = value(key)."""
+    import math
+
+    _, model = lyric_decoder(9)
+    attention = model.words
+    with torch.no_grad():
+        for parameter in attention.parameters():
+            parameter.normal_(std=0.3)
+    x = torch.randn(2, 30, attention.query.in_features)
+    phones, since = model.word_context([(0, "hello"), (4, "organizing"), (9, "zzqx")], 15)
+    phones, since = phones[None].expand(2, -1, -1), since[None].expand(2, -1)
+    keys = attention.phone(phones) + attention.position.weight[: phones.shape[-1]]
+    keys = torch.cat([attention.nothing.expand(2, 30, 1, -1), keys], dim=2)
+    present = torch.cat([torch.ones_like(phones[..., :1], dtype=torch.bool), phones > 0], dim=2)
+    query = attention.query(x) + attention.since(since)
+    scores = torch.einsum("bfd,bfkd->bfk", query, keys) / math.sqrt(x.shape[-1])
+    weights = scores.masked_fill(~present, float("-inf")).softmax(dim=-1)
+    expected = torch.einsum("bfk,bfkd->bfd", weights, attention.value(keys))
+    out, picked = attention(x, phones, since)
+    torch.testing.assert_close(picked, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out, x + attention.out(expected), rtol=1e-4, atol=1e-4)

@@ -164,14 +164,22 @@ class WordPhoneAttention(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [B, F, dim]``, ``phones [B, F, P]`` (0 pads), ``since [B, F]`` -> (``x`` plus the picked phones,
         what each frame picked ``[B, F, dim]``)."""
-        b, f, p = phones.shape
-        keys = self.phone(phones) + self.position.weight[:p]
-        keys = torch.cat([self.nothing.expand(b, f, 1, -1), keys], dim=2)  # [B, F, 1 + P, dim]
-        present = torch.cat([torch.ones_like(phones[..., :1], dtype=torch.bool), phones > 0], dim=2)
+        # A key is a phone embedding plus a position embedding (or the "nothing" key), and every map applied to
+        # it is linear, so scores and values are sums of per-phone and per-position terms: computed on the small
+        # tables and gathered, no [B, F, P, dim] tensor is ever built (it took ~120 MB on a 30 s song).
+        p = phones.shape[-1]
         query = self.query(x) + self.since(since)
-        scores = torch.einsum("bfd,bfkd->bfk", query, keys) / math.sqrt(x.shape[-1])
+        scale = math.sqrt(x.shape[-1])
+        phone_scores = (query @ self.phone.weight.T).gather(-1, phones)  # [B, F, P]
+        scores = torch.cat([query @ self.nothing[:, None], phone_scores + query @ self.position.weight[:p].T],
+                           dim=-1) / scale  # [B, F, 1 + P]
+        present = torch.cat([torch.ones_like(phones[..., :1], dtype=torch.bool), phones > 0], dim=-1)
         weights = scores.masked_fill(~present, float("-inf")).softmax(dim=-1)
-        picked = torch.einsum("bfk,bfkd->bfd", weights, self.value(keys))
+        value_weight = self.value.weight.T
+        per_phone = torch.zeros(*phones.shape[:2], self.phone.num_embeddings, device=x.device, dtype=weights.dtype)
+        per_phone.scatter_add_(-1, phones, weights[..., 1:])  # each phone id's total weight (pads add to id 0)
+        picked = (weights[..., :1] * (self.nothing @ value_weight) + per_phone @ (self.phone.weight @ value_weight)
+                  + weights[..., 1:] @ (self.position.weight[:p] @ value_weight) + self.value.bias)
         return x + self.out(picked), picked
 
 
