@@ -259,8 +259,8 @@ def check_lyrics(vocals: np.ndarray, sample_rate: int, sections: list[dict], mod
             reference_words = sum(len(normalise(line)) for line in section.lines)
             hypothesis = _transcribe(model or whisper_model(), piece, reference_words)
         aligned = align(section.lines, hypothesis)
-        section.errors, section.words, section.missed_lines, section.hypothesis = aligned[:4]
-        section.hits = aligned.hits
+        section.errors, section.words, section.hits = aligned.errors, aligned.words, aligned.hits
+        section.missed_lines, section.hypothesis = aligned.missed_lines, aligned.hypothesis
         section.wer = section.errors / section.words
     return LyricReport(checked)
 

@@ -41,7 +41,6 @@ from app.manifest import (
     based_on,
     build_manifest,
     checkpoint_versions,
-    manifest_tokens,
     read_manifest,
     save,
     software_versions,
@@ -61,7 +60,7 @@ from lm.generate import (
 from lm.layout import FRAME_RATE_HZ, SectionTokens, SongTokens
 from lm.model import SongLM
 from lm.phonemes import strip_phonemes
-from lm.text import LINE_SEPARATOR
+from lm.text import LINE_SEPARATOR, TextTokenizerError
 from tokenizer import DuoTok, TrackTokens
 
 __all__ = ["DEFAULT_CHECKPOINTS", "InputError", "ProgressEvent", "SongGenerator", "SongOptions", "SongResult",
@@ -214,12 +213,15 @@ class SongGenerator:
         checkpoints, the same audio). ``manifest``: a dict, a manifest.json or the folder holding one."""
         try:
             manifest = read_manifest(manifest)
-            vocal, accomp = manifest_tokens(manifest)
-            # the word cues tell a lyric-aware vocal decoder the words, as when the song was made
-            words = self._sung_words(song_from_manifest(manifest)) if manifest.get("sections") else None
+            song = song_from_manifest(manifest)
         except ManifestError as error:
             raise InputError("manifest", str(error)) from None
+        vocal, accomp = _tracks(song)
         self._check_codes(vocal, accomp)
+        try:  # a lyric-aware vocal decoder hears the words as when the song was made
+            words = self._sung_words(song)
+        except TextTokenizerError as error:
+            raise InputError("manifest", f"a word cue's text: {error}") from None
         decoder = manifest["decoder"]
         steps, seed = decoder.get("steps"), decoder.get("seed", 0)
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):

@@ -192,6 +192,10 @@ def test_the_vocal_decoder_is_given_the_cued_words_at_their_song_frames(generato
     frames = [section["first_frame"] + frame for section in song.manifest["sections"] for frame, _ in section["cues"]]
     sung = ["hold", "me", "close", "tonight", "under", "city", "lights", "sing", "it", "loud", "sing", "it", "proud"]
     assert given == [list(zip(frames, sung, strict=True))]
+    broken = json.loads(json.dumps(song.manifest))
+    broken["sections"][0]["cues"][0][1] = [10**6]  # a word piece the LM's text model does not have
+    with pytest.raises(InputError, match="word cue's text"):
+        generator.redecode(broken)
 
 
 @pytest.mark.parametrize("level", [0.3, 0.8])  # 0.8 + 0.8 is louder than full scale: turned down as a whole

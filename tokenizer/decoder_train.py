@@ -54,6 +54,11 @@ class CropBatch(NamedTuple):
     words: tuple[torch.Tensor, torch.Tensor] | None  # word context (phones, since) after use_words_of
     phone_labels: torch.Tensor | None  # [B, crop·fpt] festival phone sung at each frame, 0 where none
 
+    def to(self, device: torch.device | str) -> CropBatch:
+        words = None if self.words is None else tuple(part.to(device) for part in self.words)
+        labels = None if self.phone_labels is None else self.phone_labels.to(device)
+        return CropBatch(self.indices.to(device), self.mel.to(device), words, labels)
+
 
 class TrackCache:
     """Every song's token ids and target mel for one track, in memory: ``indices[i] [T_i]`` int16,
@@ -196,11 +201,9 @@ def validation_losses(model: TrackDecoder, cache: TrackCache, crop_tokens: int, 
     totals: dict[str, float] = {}
     device = next(model.parameters()).device
     for _ in range(n_batches):
-        crops = cache.batch(batch_size, crop_tokens, generator)
-        words = None if crops.words is None else tuple(t.to(device) for t in crops.words)
-        labels = None if crops.phone_labels is None else crops.phone_labels.to(device)
-        for name, value in model.losses(crops.indices.to(device), crops.mel.to(device), generator, words,
-                                        labels).items():
+        crops = cache.batch(batch_size, crop_tokens, generator).to(device)
+        for name, value in model.losses(crops.indices, crops.mel, generator, crops.words,
+                                        crops.phone_labels).items():
             totals[name] = totals.get(name, 0.0) + float(value) / n_batches
     model.train()
     return {f"val_{name}": round(value, 4) for name, value in totals.items()}
@@ -315,12 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         # seeded by step and rank: a resumed run draws new crops, and processes draw different ones
         generator = torch.Generator().manual_seed(
             args.seed + 1_000_003 * progress.step + accelerator.process_index)
-        crops = cache.batch(args.batch_size, args.crop_tokens, generator)
-        device = accelerator.device
-        words = None if crops.words is None else tuple(t.to(device) for t in crops.words)
-        labels = None if crops.phone_labels is None else crops.phone_labels.to(device)
+        crops = cache.batch(args.batch_size, args.crop_tokens, generator).to(accelerator.device)
         with accelerator.accumulate(model):
-            out = model(crops.indices.to(device), crops.mel.to(device), generator, words, labels)
+            out = model(crops.indices, crops.mel, generator, crops.words, crops.phone_labels)
             apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
         progress.step += 1
         if eval_cache is not None and (progress.step % args.eval_every == 0 or progress.step == args.steps):
