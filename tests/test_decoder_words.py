@@ -13,7 +13,7 @@ from tests.test_decoder import K, small_decoder, two_song_token_corpus
 from tests.test_tokenizer_model import small_config
 from tests.test_vocoder import small_config as small_vocoder_config
 from tokenizer.decoder import load_decoder, save_decoder, with_config_updates
-from tokenizer.decoder_train import TrackCache
+from tokenizer.decoder_train import TrackCache, jitter_word_starts
 from tokenizer.duotok import DuoTok, TrackTokens
 from tokenizer.model import DuoTokModel
 from tokenizer.train import main as train_main
@@ -176,6 +176,40 @@ def test_cache_keeps_words_through_save_and_load(tmp_path):
     assert not legacy.has_words and legacy.batch(2, 30, torch.Generator().manual_seed(0))[2] is None
 
 
+def test_jittered_word_starts_stay_in_order_near_the_true_starts_and_sometimes_exact():
+    words = [(0, "we"), (3, "walked"), (4, "along"), (20, "the"), (28, "river")]
+    generator = torch.Generator().manual_seed(0)
+    exact = moved = 0
+    for _ in range(200):
+        jittered = jitter_word_starts(words, 30, 3, generator)
+        assert [text for _, text in jittered] == [text for _, text in words]
+        starts = [frame for frame, _ in jittered]
+        assert starts == sorted(starts) and starts[0] >= 0 and starts[-1] <= 29
+        assert all(abs(new - old) <= 3 for new, (old, _) in zip(starts, words, strict=True))
+        exact += jittered == words
+        moved += jittered != words
+    assert exact > 20 and moved > 100  # a bound of 0 is drawn about one call in four
+    assert jitter_word_starts(words, 30, 0, generator) == words and jitter_word_starts([], 30, 3, generator) == []
+    with pytest.raises(ValueError, match="word_jitter"):
+        with_config_updates(small_decoder("vocal"), {"word_phones": 4, "word_jitter": -1})
+
+
+def test_only_a_jittering_cache_moves_the_words_of_its_crops():
+    indices = [np.arange(40, dtype=np.int16)]
+    words = [[(0, "sing"), (8, "it"), (16, "again"), (30, "now")]]
+    _, model = lyric_decoder()
+    exact, jittered = (TrackCache(indices, [np.zeros((80, 100), np.float16)], ["a"], words) for _ in range(2))
+    exact.use_words_of(model)
+    jittered.use_words_of(model, jitter=4)
+    same = 0
+    for seed in range(8):
+        want = exact.batch(1, 40, torch.Generator().manual_seed(seed)).words
+        got = jittered.batch(1, 40, torch.Generator().manual_seed(seed)).words
+        assert torch.equal(want[0], model.word_context(words[0], 40)[0][None])  # whole song, exact starts
+        same += torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert same < 8
+
+
 def test_training_cli_learns_from_the_token_corpus_words(tmp_path):
     from tokenizer.tokenize_corpus import iter_records
 
@@ -199,7 +233,7 @@ def test_training_cli_learns_from_the_token_corpus_words(tmp_path):
         train_main([*args, "--run-dir", str(tmp_path / "old")])
     # the alignment loss trains from the cache's phone labels, and refuses a cache without them
     aligned = [*args[:args.index("--config-updates")], "--config-updates",
-               '{"word_phones": 5, "word_phone_loss": 0.1}', "--steps", "1", "--log-every", "1"]
+               '{"word_phones": 5, "word_phone_loss": 0.1, "word_jitter": 2}', "--steps", "1", "--log-every", "1"]
     assert train_main([*aligned, "--run-dir", str(tmp_path / "aligned")]) == 0
     log = (tmp_path / "aligned" / "decoder-vocal" / "log.jsonl").read_text()
     assert '"word_phone"' in log

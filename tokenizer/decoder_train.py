@@ -75,6 +75,7 @@ class TrackCache:
         self.words = words if words is not None else [[] for _ in ids]
         self.phone_labels = phone_labels
         self._contexts: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._jitter: tuple[TrackDecoder, int] | None = None
 
     @property
     def has_words(self) -> bool:
@@ -142,10 +143,13 @@ class TrackCache:
         frames = np.concatenate(self.mels).astype(np.float32)
         return torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0).clip(min=1e-3))
 
-    def use_words_of(self, model: TrackDecoder) -> None:
-        """Compute every song's word context for ``model`` once (``batch`` then returns crops of it)."""
-        self._contexts = [tuple(t.numpy() for t in model.word_context(words, len(song)))
+    def use_words_of(self, model: TrackDecoder, jitter: int = 0) -> None:
+        """Compute every song's word context for ``model`` once (``batch`` then returns crops of it). With
+        ``jitter`` > 0 (training: ``DecoderConfig.word_jitter``) each crop's context is instead computed from its
+        song's word starts moved anew (``jitter_word_starts``)."""
+        self._contexts = [tuple(t.cpu().numpy() for t in model.word_context(words, len(song)))
                           for words, song in zip(self.words, self.indices, strict=True)]
+        self._jitter = (model, jitter) if jitter > 0 else None
 
     def batch(self, batch_size: int, crop_tokens: int, generator: torch.Generator, frames_per_token: int = 2
               ) -> CropBatch:
@@ -165,13 +169,31 @@ class TrackCache:
             frames = slice(start * frames_per_token, (start + crop_tokens) * frames_per_token)
             out_mels.append(torch.from_numpy(self.mels[song][frames].astype(np.float32)))
             if self._contexts is not None:
-                out_phones.append(torch.from_numpy(self._contexts[song][0][frames]))
-                out_since.append(torch.from_numpy(self._contexts[song][1][frames]))
+                phones, since = self._contexts[song]
+                if self._jitter is not None:
+                    model, jitter = self._jitter
+                    moved = jitter_word_starts(self.words[song], len(self.indices[song]), jitter, generator)
+                    phones, since = (t.cpu().numpy() for t in model.word_context(moved, len(self.indices[song])))
+                out_phones.append(torch.from_numpy(phones[frames]))
+                out_since.append(torch.from_numpy(since[frames]))
             if self.phone_labels is not None:
                 out_labels.append(torch.from_numpy(self.phone_labels[song][frames].astype(np.int64)))
         words = (torch.stack(out_phones), torch.stack(out_since)) if self._contexts is not None else None
         labels = torch.stack(out_labels) if self.phone_labels is not None else None
         return CropBatch(torch.stack(out_indices), torch.stack(out_mels), words, labels)
+
+
+def jitter_word_starts(words: list[tuple[int, str]], n_tokens: int, max_shift: int, generator: torch.Generator
+                       ) -> list[tuple[int, str]]:
+    """The same words, in the same order, each start moved by a shift drawn from ``-bound..bound``, where
+    ``bound`` is drawn once per call from ``0..max_shift`` (so some crops keep exact starts), then clipped to the
+    song's ``n_tokens`` frames and sorted back into sung order."""
+    if max_shift <= 0 or not words:
+        return list(words)
+    bound = int(torch.randint(0, max_shift + 1, (1,), generator=generator))
+    shifts = torch.randint(-bound, bound + 1, (len(words),), generator=generator).tolist()
+    starts = sorted(min(max(frame + shift, 0), n_tokens - 1) for (frame, _), shift in zip(words, shifts, strict=True))
+    return [(start, text) for start, (_, text) in zip(starts, words, strict=True)]
 
 
 def frame_phone_labels(meta_path: Path, n_frames: int, frame_seconds: float) -> np.ndarray:
@@ -299,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             if songs is not None and model.config.word_phone_loss > 0 and songs.phone_labels is None:
                 raise SystemExit(f"error: the {name} cache holds no phone labels, which the alignment loss "
                                  f"(word_phone_loss) needs: delete the cache files under {stage_dir} to rebuild them")
-            if songs is not None:
-                songs.use_words_of(model)
+            if songs is not None:  # only training crops move the word starts; validation keeps them exact
+                songs.use_words_of(model, model.config.word_jitter if songs is cache else 0)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
