@@ -8,8 +8,8 @@
 globals, so tests and the Space decide when models load). Left column, top to bottom, in the order a first-time
 user fills it: mode (with the upload it needs, shown only for the modes that take one), lyrics with a live lyric
 checker (sections, the seconds each gets, warnings, a normalised copy), style with one-click examples, duration and
-seed, an "Advanced" accordion with the sampling settings, Generate, then complete example songs. Right column: the
-three players, a picture of the result (mel spectrogram per track with the section boundaries), a zip of
+seed, an "Advanced" accordion with the sampling settings, Generate and Stop, then complete example songs. Right
+column: the three players, a picture of the result (mel spectrogram per track with the section boundaries), a zip of
 everything, a summary; then "Change one track" (re-sample the vocal or the accompaniment, of one section or all)
 and "Check the sung lyrics" (Whisper on the vocal stem, per section, with a retake button for the worst section).
 
@@ -35,6 +35,11 @@ Errors: every handler turns bad input into a ``gr.Error`` whose text says which 
 the server and the user sees one line without internals. Out-of-range values sent straight to the API are
 caught by the input components themselves (``_named_errors`` below), which name the field.
 
+Stopping: the song handlers are generators that yield "no change" as the song is made (at most once per percent
+of progress), so Gradio can stop them between yields: the Stop button cancels them, and so does closing the page.
+Stopping closes the pipeline's ``generate_events``, which ends the generation at its next frame, so an abandoned
+song does not keep the CPU from the next one in the queue.
+
 Concurrency: the generator serialises model use with a lock, so song events run one at a time
 (``concurrency_id`` "song"); the Whisper check has its own slot; the queue is bounded (``QUEUE_SIZE``) so a busy
 Space refuses new work with a message instead of piling it up. The lyric checker is cheap and runs outside the
@@ -50,7 +55,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -73,6 +78,7 @@ from lm.text import LINE_SEPARATOR
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 16  # waiting requests; a 20 s song takes tens of seconds on CPU, so more would wait for minutes
+N_SONG_OUTPUTS = 7  # mix, vocals, accompaniment, picture, download, manifest, summary
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "duosong-ui"
 KEEP_OUTPUTS_SECONDS = 3600  # a finished song's files stay downloadable this long
 CPU_DEFAULT_SECONDS = 20.0  # about half a minute of waiting on a 2-core CPU; a GPU affords a longer first song
@@ -328,17 +334,20 @@ def _options(temperature, top_k, top_p, cfg_scale, decoder_steps) -> dict:
             "cfg_scale": cfg_scale, "decoder_steps": decoder_steps}
 
 
-def _progress_reporter(progress: gr.Progress) -> Callable[[ProgressEvent], None]:
+def _progress_reporter(progress: gr.Progress) -> Callable[[ProgressEvent], bool]:
     """Pipeline events -> the page's progress bar, one bar per stage. The LM reports every 25 Hz frame; only
-    whole-percent changes are passed on, so the page is not flooded with updates."""
+    whole-percent changes are passed on, so the page is not flooded with updates. ``report`` says whether it
+    passed the event on."""
     last = None
 
-    def report(event: ProgressEvent) -> None:
+    def report(event: ProgressEvent) -> bool:
         nonlocal last
         key = (event.stage, int(100 * event.fraction))
-        if key != last:
-            last = key
-            progress(event.fraction, desc=f"{STAGE_NAMES.get(event.stage, event.stage)}: {event.message}")
+        if key == last:
+            return False
+        last = key
+        progress(event.fraction, desc=f"{STAGE_NAMES.get(event.stage, event.stage)}: {event.message}")
+        return True
 
     return report
 
@@ -381,10 +390,19 @@ class SongActions:
     def __init__(self, generator: SongGenerator):
         self.generator = generator
 
-    def _make(self, progress: gr.Progress, **arguments) -> tuple:
-        """Run one generation and write its files; returns the seven song outputs."""
+    def _make(self, progress: gr.Progress, **arguments) -> Iterator[tuple]:
+        """Run one generation and write its files: yields "no change" to the seven song outputs with each progress
+        update (the points where Gradio can stop it, module docstring), then the seven song outputs."""
+        report = _progress_reporter(progress)
+        result = None
         try:
-            result = self.generator.generate(progress=_progress_reporter(progress), **arguments)
+            for item in self.generator.generate_events(**arguments):
+                if isinstance(item, SongResult):
+                    result = item
+                elif report(item):
+                    yield tuple(gr.skip() for _ in range(N_SONG_OUTPUTS))
+            if result is None:
+                raise RuntimeError("the generation ended without a song")
             outputs = _song_files(result)
         except InputError as error:
             raise _error(_input_error_text(error, arguments)) from None
@@ -394,12 +412,12 @@ class SongActions:
                          "your input; the server log has the details.") from None
         for warning in result.warnings:
             gr.Warning(_escape(warning))
-        return outputs
+        yield outputs
 
     def generate(self, lyrics, style, duration, seed, mode, upload, manifest, temperature, top_k, top_p, cfg_scale,
                  decoder_steps, progress=gr.Progress()):  # noqa: B008 (Gradio's way of asking for a progress bar)
         """Make a song in any mode but re-sample."""
-        return self._make(progress, lyrics=lyrics, style=style, duration=duration, seed=seed, mode=mode,
+        yield from self._make(progress, lyrics=lyrics, style=style, duration=duration, seed=seed, mode=mode,
                           audio=upload or None, manifest=manifest or None,
                           options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
 
@@ -410,7 +428,7 @@ class SongActions:
             raise _error("Song record (manifest.json): make a song first, or upload the manifest.json of one")
         # lyrics, style and length come from the manifest; the pipeline still checks the duration argument, so a
         # valid placeholder is passed
-        return self._make(progress, lyrics="", style="", duration=DURATION_RANGE[0], seed=seed, mode="resample",
+        yield from self._make(progress, lyrics="", style="", duration=DURATION_RANGE[0], seed=seed, mode="resample",
                           manifest=manifest, track=track, section=_section_choice(section),
                           options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
 
@@ -540,7 +558,9 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
                                             step=1, label="Decoder steps",
                                             info="Flow steps from tokens to audio; more = finer, slower. "
                                                  "0 = fastest.")
-                generate_button = gr.Button("Generate", variant="primary", size="lg")
+                with gr.Row():
+                    generate_button = gr.Button("Generate", variant="primary", size="lg", scale=3)
+                    stop_button = gr.Button("Stop", variant="stop", size="lg", scale=1)
                 gr.Examples(examples=[list(example) for example in EXAMPLES], inputs=[lyrics, style, duration],
                             label="Example songs (click to fill in)")
 
@@ -627,24 +647,29 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
         follow_up = (after_song, [manifest, mode],
                      [section, resample_seed, vocal_section, sung_table, sung_summary, continue_manifest, upload])
 
-        generate_button.click(
+        generate_event = generate_button.click(
             actions.generate, [lyrics, style, duration, seed, mode, upload, continue_manifest, *options],
             song_outputs, api_name="generate", **song_event,
-        ).success(*follow_up, **private)
-        resample_button.click(
+        )
+        generate_event.success(*follow_up, **private)
+        resample_event = resample_button.click(
             actions.resample, [manifest, track, section, resample_seed, *options], song_outputs, api_name="resample",
             **song_event,
-        ).success(*follow_up, **private)
+        )
+        resample_event.success(*follow_up, **private)
 
         def resample_vocal(manifest_path, chosen, new_seed, *settings, progress=gr.Progress()):  # noqa: B008
             if chosen is None or chosen == "":
                 raise _error("Section: pick the section whose vocal to re-sample")
-            return actions.resample(manifest_path, "vocal", chosen, new_seed, *settings, progress=progress)
+            yield from actions.resample(manifest_path, "vocal", chosen, new_seed, *settings, progress=progress)
 
-        resample_vocal_button.click(
+        retake_event = resample_vocal_button.click(
             resample_vocal, [manifest, vocal_section, resample_seed, *options], song_outputs,
             api_visibility="private", **song_event,
-        ).success(*follow_up, **private)
+        )
+        retake_event.success(*follow_up, **private)
+        # Stop cancels whichever song event is running (the handlers stop between their yields, module docstring)
+        stop_button.click(None, None, None, cancels=[generate_event, resample_event, retake_event], **private)
         check_sung_button.click(
             actions.check_sung_lyrics, [vocals, manifest], [sung_table, sung_summary], api_name="check_sung_lyrics",
             concurrency_id="whisper", concurrency_limit=1,

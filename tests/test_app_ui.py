@@ -313,6 +313,81 @@ def test_progress_bar_gets_each_stage_once_per_percent():
     assert calls[-2:] == [(0.0, "Rendering audio: decoding tokens to audio"), (1.0, "Rendering audio: decoded")]
 
 
+def test_stopping_a_song_handler_stops_the_generation_at_its_next_frame(monkeypatch):
+    """What the Stop button and a closed page do: Gradio stops iterating the handler and closes it."""
+    import threading
+
+    import gradio as gr
+
+    from app.pipeline import GenerationCancelled, SongGenerator
+    from app.ui import N_SONG_OUTPUTS, SongActions
+
+    generator = SongGenerator(_checkpoints())
+    outcomes, ended = [], threading.Event()
+    run = generator.run
+
+    def watched_run(request, progress=None):
+        try:
+            result = run(request, progress)
+        except GenerationCancelled:
+            outcomes.append("stopped")
+            raise
+        finally:
+            ended.set()
+        outcomes.append("finished")
+        return result
+
+    monkeypatch.setattr(generator, "run", watched_run)
+    actions = SongActions(generator)
+    updates = actions.generate(LYRICS, STYLE, 30, 7, "full", None, None, *FAST, progress=lambda *_, **__: None)
+    assert next(updates) == tuple(gr.skip() for _ in range(N_SONG_OUTPUTS))  # progress: no output changes yet
+    updates.close()
+    assert ended.wait(timeout=120) and outcomes == ["stopped"]
+    # left alone, the same handler yields progress and then the seven outputs
+    *progress_updates, outputs = actions.generate(LYRICS, STYLE, SONG_SECONDS, 7, "full", None, None, *FAST,
+                                                   progress=lambda *_, **__: None)
+    assert progress_updates and len(outputs) == N_SONG_OUTPUTS and Path(outputs[5]).name == "manifest.json"
+
+
+def test_cancelling_a_song_through_the_api_stops_the_generation(server, client, monkeypatch):
+    """gradio_client's ``job.cancel()`` runs the page's cancel event (the Stop button's), as a closed page does."""
+    import threading
+
+    from gradio_client.utils import Status
+
+    from app.pipeline import GenerationCancelled
+
+    generator = next(fn for fn in server.fns.values() if fn.name == "generate").fn.__self__.generator
+    outcomes, ended = [], threading.Event()
+    run = generator.run
+
+    def watched_run(request, progress=None):
+        try:
+            result = run(request, progress)
+        except GenerationCancelled:
+            outcomes.append("stopped")
+            raise
+        finally:
+            ended.set()
+        outcomes.append("finished")
+        return result
+
+    monkeypatch.setattr(generator, "run", watched_run)
+    job = client.submit(LYRICS, STYLE, 30, 7, "full", None, None, *FAST, api_name="/generate")
+    deadline = time.monotonic() + 120
+    while job.status().code != Status.PROGRESS:
+        assert time.monotonic() < deadline and not job.done(), "the song never started"
+        time.sleep(0.05)
+    job.cancel()
+    assert ended.wait(timeout=120) and outcomes == ["stopped"]
+
+
+def test_the_stop_button_cancels_every_song_event(server):
+    song_events = {"generate", "resample", "resample_vocal"}
+    stop = next(fn for fn in server.fns.values() if fn.fn is None and fn.cancels)
+    assert {server.fns[index].name for index in stop.cancels} == song_events
+
+
 # --- page-only events (private: the browser calls them, gradio_client cannot) ----------------------------------------
 
 
@@ -383,7 +458,8 @@ def test_page_renders_its_main_controls_in_headless_chromium(server):
     # labels and buttons as rendered by the JavaScript app (the served HTML alone has none of these elements)
     for label in ("Mode", "Lyrics", "Style", "Duration (s)", "Seed"):
         assert re.search(rf'data-testid="block-info"[^>]*>\s*{re.escape(label)}\s*<', dom), label
-    assert re.search(r"<button[^>]*>(?:\s|<!---->)*Generate(?:\s|<!---->)*</button>", dom)
+    for button in ("Generate", "Stop"):
+        assert re.search(rf"<button[^>]*>(?:\s|<!---->)*{button}(?:\s|<!---->)*</button>", dom), button
     for player in ("Song (mix)", "Vocals", "Accompaniment"):
         assert re.search(rf'data-testid="block-label".{{0,1500}}?{re.escape(player)}', dom, re.S), player
     assert dom.count("<textarea") >= 2  # lyrics and style boxes
