@@ -1,0 +1,45 @@
+"""The word timings of bench.decoder_word_timing: exact is the corpus's, even puts each section's words at the
+LM's cue deadlines, shiftK moves each start by at most K frames in order, none gives no words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.decoder_word_timing import timed_words
+from lm.generate import cue_deadline
+
+RECORD = {"n_frames": 60, "sections": [{"start_frame": 0, "end_frame": 30}, {"start_frame": 30, "end_frame": 60}],
+          "words": [{"text": "we", "start_frame": 0}, {"text": "walked", "start_frame": 2},
+                    {"text": "home", "start_frame": 4}, {"text": "sing", "start_frame": 31},
+                    {"text": "along", "start_frame": 50}]}
+
+
+def test_exact_and_none():
+    assert timed_words(RECORD, "exact", np.random.default_rng(0)) == RECORD["words"]
+    assert timed_words(RECORD, "none", np.random.default_rng(0)) is None
+
+
+def test_even_puts_each_sections_words_at_the_cue_deadlines():
+    even = timed_words(RECORD, "even", np.random.default_rng(0))
+    assert [word["text"] for word in even] == [word["text"] for word in RECORD["words"]]
+    assert [word["start_frame"] for word in even] == [cue_deadline(k, 3, 30) for k in range(3)] + [
+        30 + cue_deadline(k, 2, 30) for k in range(2)]
+
+
+def test_shift_keeps_order_and_bounds():
+    rng = np.random.default_rng(0)
+    moved_any = False
+    for _ in range(50):
+        shifted = timed_words(RECORD, "shift3", rng)
+        starts = [word["start_frame"] for word in shifted]
+        assert starts == sorted(starts) and min(starts) >= 0 and max(starts) < RECORD["n_frames"]
+        assert all(abs(new - word["start_frame"]) <= 3 for new, word in zip(starts, RECORD["words"], strict=True))
+        moved_any |= shifted != RECORD["words"]
+    assert moved_any
+
+
+@pytest.mark.parametrize("timing", ["late", "shift", "shiftx"])
+def test_unknown_timings_are_refused(timing):
+    with pytest.raises(ValueError, match="unknown word timing"):
+        timed_words(RECORD, timing, np.random.default_rng(0))
