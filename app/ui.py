@@ -418,8 +418,8 @@ class SongActions:
                  decoder_steps, progress=gr.Progress()):  # noqa: B008 (Gradio's way of asking for a progress bar)
         """Make a song in any mode but re-sample."""
         yield from self._make(progress, lyrics=lyrics, style=style, duration=duration, seed=seed, mode=mode,
-                          audio=upload or None, manifest=manifest or None,
-                          options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
+                              audio=upload or None, manifest=manifest or None,
+                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
 
     def resample(self, manifest, track, section, seed, temperature, top_k, top_p, cfg_scale, decoder_steps,
                  progress=gr.Progress()):  # noqa: B008
@@ -428,9 +428,9 @@ class SongActions:
             raise _error("Song record (manifest.json): make a song first, or upload the manifest.json of one")
         # lyrics, style and length come from the manifest; the pipeline still checks the duration argument, so a
         # valid placeholder is passed
-        yield from self._make(progress, lyrics="", style="", duration=DURATION_RANGE[0], seed=seed, mode="resample",
-                          manifest=manifest, track=track, section=_section_choice(section),
-                          options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
+        yield from self._make(progress, lyrics="", style="", duration=DURATION_RANGE[0], seed=seed,
+                              mode="resample", manifest=manifest, track=track, section=_section_choice(section),
+                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
 
     def check_sung_lyrics(self, vocals, manifest) -> tuple[pd.DataFrame, str]:
         """Whisper on the vocal stem, section by section: what it heard and which lines it missed."""
