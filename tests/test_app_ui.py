@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import zipfile
@@ -313,16 +314,10 @@ def test_progress_bar_gets_each_stage_once_per_percent():
     assert calls[-2:] == [(0.0, "Rendering audio: decoding tokens to audio"), (1.0, "Rendering audio: decoded")]
 
 
-def test_stopping_a_song_handler_stops_the_generation_at_its_next_frame(monkeypatch):
-    """What the Stop button and a closed page do: Gradio stops iterating the handler and closes it."""
-    import threading
+def _watch_runs(generator, monkeypatch) -> tuple[list[str], threading.Event]:
+    """Record how the generator's next run ends ("stopped" by a cancel, or "finished"), and signal when it has."""
+    from app.pipeline import GenerationCancelled
 
-    import gradio as gr
-
-    from app.pipeline import GenerationCancelled, SongGenerator
-    from app.ui import N_SONG_OUTPUTS, SongActions
-
-    generator = SongGenerator(_checkpoints())
     outcomes, ended = [], threading.Event()
     run = generator.run
 
@@ -338,6 +333,18 @@ def test_stopping_a_song_handler_stops_the_generation_at_its_next_frame(monkeypa
         return result
 
     monkeypatch.setattr(generator, "run", watched_run)
+    return outcomes, ended
+
+
+def test_stopping_a_song_handler_stops_the_generation_at_its_next_frame(monkeypatch):
+    """What the Stop button and a closed page do: Gradio stops iterating the handler and closes it."""
+    import gradio as gr
+
+    from app.pipeline import SongGenerator
+    from app.ui import N_SONG_OUTPUTS, SongActions
+
+    generator = SongGenerator(_checkpoints())
+    outcomes, ended = _watch_runs(generator, monkeypatch)
     actions = SongActions(generator)
     updates = actions.generate(LYRICS, STYLE, 30, 7, "full", None, None, *FAST, progress=lambda *_, **__: None)
     assert next(updates) == tuple(gr.skip() for _ in range(N_SONG_OUTPUTS))  # progress: no output changes yet
@@ -351,28 +358,10 @@ def test_stopping_a_song_handler_stops_the_generation_at_its_next_frame(monkeypa
 
 def test_cancelling_a_song_through_the_api_stops_the_generation(server, client, monkeypatch):
     """gradio_client's ``job.cancel()`` runs the page's cancel event (the Stop button's), as a closed page does."""
-    import threading
-
     from gradio_client.utils import Status
 
-    from app.pipeline import GenerationCancelled
-
     generator = next(fn for fn in server.fns.values() if fn.name == "generate").fn.__self__.generator
-    outcomes, ended = [], threading.Event()
-    run = generator.run
-
-    def watched_run(request, progress=None):
-        try:
-            result = run(request, progress)
-        except GenerationCancelled:
-            outcomes.append("stopped")
-            raise
-        finally:
-            ended.set()
-        outcomes.append("finished")
-        return result
-
-    monkeypatch.setattr(generator, "run", watched_run)
+    outcomes, ended = _watch_runs(generator, monkeypatch)
     job = client.submit(LYRICS, STYLE, 30, 7, "full", None, None, *FAST, api_name="/generate")
     deadline = time.monotonic() + 120
     while job.status().code != Status.PROGRESS:
