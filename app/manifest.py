@@ -18,15 +18,18 @@ The manifest is a JSON-able dict holding everything needed to re-make the song a
     sections                 tag, instrumental, text_ids (pieces), first_frame, n_frames, start/end seconds,
                              which tracks were sampled in this call ("sampled"; the others were kept), and the
                              word cues of a word-cue LM ("cues": [frame in the section, [pieces]] each)
+    lines                    each sung lyric line at the second its first word's cue starts, and an empty line
+                             where each sung section ends (app.lrc; [] without word cues)
     tokens                   vocal and accomp codes (lists of ints, 25 Hz) and their sha1
     timings                  seconds per stage
     files                    (manifest.json written by ``save`` only) the audio files beside it and the gain
                              applied to all three (1 unless the mix was louder than full scale)
 
 ``redecode`` needs only ``tokens``, ``decoder`` and ``inputs.mode``: the same tokens, steps and seed give the
-same audio. ``save`` writes ``mix``, ``vocals`` and ``accompaniment`` audio and ``manifest.json`` into a
-folder; each file is written to a temporary name and renamed, and ``manifest.json`` is removed first and
-written last, so a folder with a manifest always holds the whole song it describes.
+same audio. ``save`` writes ``mix``, ``vocals`` and ``accompaniment`` audio, ``lyrics.lrc`` (when the song has
+timed lines) and ``manifest.json`` into a folder; each file is written to a temporary name and renamed, and
+``manifest.json`` is removed first and written last, so a folder with a manifest always holds the whole song it
+describes.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.audio_io import atomic_write_json, write_audio
+from app.lrc import LRC_NAME, lrc_text
+from corpus.audio_io import atomic_write_json, atomic_write_text, write_audio
 from lm.layout import FRAME_RATE_HZ, LayoutError, SectionTokens, SongTokens
 from lm.lyrics import CANONICAL_TAGS
 
@@ -106,7 +110,7 @@ def tokens_version(vocal: np.ndarray, accomp: np.ndarray) -> str:
 
 def build_manifest(*, inputs: dict, lyrics_normalised: str, warnings: list[str], based_on: dict | None,
                    sampled, software: dict, checkpoints: dict, sample_rate: int, samples_per_frame: int,
-                   decoder: dict, timings: dict) -> dict:
+                   decoder: dict, timings: dict, lines: list[dict] | None = None) -> dict:
     """The manifest of a finished song (module docstring) from the LM stage's ``app.pipeline.Sampled``: the
     song, per section the tracks sampled in this call, the first section the LM saw as context."""
     song = sampled.song
@@ -131,6 +135,7 @@ def build_manifest(*, inputs: dict, lyrics_normalised: str, warnings: list[str],
         "lm": {"prompt_start_section": int(sampled.prompt_start)},
         "style_ids": [int(i) for i in song.style_ids],
         "sections": sections,
+        "lines": list(lines or []),
         "tokens": {"vocal": vocal.tolist(), "accomp": accomp.tolist(), "sha1": tokens_version(vocal, accomp)},
         "timings": timings,
     }
@@ -245,7 +250,8 @@ def _check_formats(formats) -> tuple[str, ...]:
 
 def save(result, out_dir: str | Path, formats=("wav",)) -> dict[str, Path]:
     """Write ``result`` (a ``SongResult``) as ``mix``, ``vocals``, ``accompaniment`` in each of ``formats``
-    (wav, flac; 16-bit) plus ``manifest.json`` into ``out_dir``; returns ``{name: path}``.
+    (wav, flac; 16-bit), ``lyrics.lrc`` when the manifest has timed lines, and ``manifest.json`` into
+    ``out_dir``; returns ``{name: path}``.
 
     The stems are rounded to 16 bits first and the mix file is their integer sum, so mix = vocals +
     accompaniment holds sample-exactly in the files, as in the corpus's song folders (DESIGN.md §4). A song
@@ -254,6 +260,7 @@ def save(result, out_dir: str | Path, formats=("wav",)) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # from here until the end the folder is "incomplete"
+    (out_dir / LRC_NAME).unlink(missing_ok=True)  # an older song's lyric times
     for stem in STEMS:  # files of formats not asked for now would describe an older song
         for other in AUDIO_FORMATS:
             if other not in formats:
@@ -273,6 +280,9 @@ def save(result, out_dir: str | Path, formats=("wav",)) -> dict[str, Path]:
             write_audio(path, samples, result.sample_rate)
             paths[f"{stem}.{fmt}"] = path
     manifest = dict(result.manifest)
+    if manifest.get("lines"):
+        atomic_write_text(out_dir / LRC_NAME, lrc_text(manifest["lines"], len(result.mix) / result.sample_rate))
+        paths[LRC_NAME] = out_dir / LRC_NAME
     manifest["files"] = {"names": sorted(paths), "gain": gain}
     atomic_write_json(out_dir / MANIFEST_NAME, manifest)
     paths[MANIFEST_NAME] = out_dir / MANIFEST_NAME

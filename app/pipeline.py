@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from app.lrc import timed_lines
 from app.manifest import (
     DEFAULT_CHECKPOINTS,
     LM_FOLDER,
@@ -220,6 +221,7 @@ class SongGenerator:
         self._check_codes(vocal, accomp)
         try:  # a lyric-aware vocal decoder hears the words as when the song was made
             words = self._sung_words(song)
+            manifest["lines"] = self._sung_lines(song)  # also for manifests written before lines were kept
         except TextTokenizerError as error:
             raise InputError("manifest", f"a word cue's text: {error}") from None
         decoder = manifest["decoder"]
@@ -263,7 +265,8 @@ class SongGenerator:
             based_on=None if request.previous is None else based_on(request.previous), sampled=sampled,
             software=self.software, checkpoints=self.versions, sample_rate=self.sample_rate,
             samples_per_frame=self.samples_per_frame,
-            decoder=self._decoder_settings(request.options.decoder_steps, request.seed), timings=timings)
+            decoder=self._decoder_settings(request.options.decoder_steps, request.seed), timings=timings,
+            lines=self._sung_lines(sampled.song))
         report(ProgressEvent("done", 1, 1, "done"))
         return SongResult(mix, vocals, accompaniment, self.sample_rate, manifest,
                           TrackTokens(vocal, accomp, float(FRAME_RATE_HZ)))
@@ -437,6 +440,25 @@ class SongGenerator:
                       for cue in section.cues]
             first += section.n_frames
         return words
+
+    def section_lines(self, text_ids: Sequence[int], instrumental: bool = False) -> list[str]:
+        """A section's lyric lines, read back from the text pieces the LM was given (``text_ids``; a phoneme
+        model's phones removed); none for an instrumental section."""
+        if instrumental or not len(text_ids):
+            return []
+        text = strip_phonemes(self.lm.text.decode(text_ids))
+        return [line.strip() for line in text.split(LINE_SEPARATOR.strip()) if line.strip()]
+
+    def _sung_lines(self, song: SongTokens) -> list[dict]:
+        """Each sung lyric line at the time its first word's cue starts, plus where each sung section ends
+        (``app.lrc.timed_lines``); none for a song without word cues."""
+        sections, first = [], 0
+        for section in song.sections:
+            sections.append(((first + section.n_frames) / FRAME_RATE_HZ,
+                             self.section_lines(section.text_ids, section.instrumental),
+                             [(first + cue.frame) / FRAME_RATE_HZ for cue in section.cues]))
+            first += section.n_frames
+        return timed_lines(sections)
 
     def _decode(self, vocal: np.ndarray, accomp: np.ndarray, steps: int | None, seed: int, mode: str | None,
                 report: Progress, words: list[tuple[int, str]] | None = None

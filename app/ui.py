@@ -72,8 +72,6 @@ from app.request import DURATION_RANGE, MAX_SEED, OPTION_RANGES, SUNG_MODES, UPL
 from corpus.audio_io import AudioReadError, read_audio
 from lm.layout import FRAME_RATE_HZ
 from lm.lyrics import LyricsError, format_lyrics, parse_lyrics
-from lm.phonemes import strip_phonemes
-from lm.text import LINE_SEPARATOR
 
 log = logging.getLogger(__name__)
 
@@ -461,10 +459,7 @@ class SongActions:
 
     def _section_lines(self, section: dict) -> list[str]:
         """A manifest section's lyric lines, read back from the text pieces the LM was given."""
-        if section.get("instrumental") or not section.get("text_ids"):
-            return []
-        text = strip_phonemes(self.generator.lm.text.decode(section["text_ids"]))  # a phoneme model's phones
-        return [line.strip() for line in text.split(LINE_SEPARATOR.strip()) if line.strip()]
+        return self.generator.section_lines(section.get("text_ids") or [], bool(section.get("instrumental")))
 
 
 # --- the page --------------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_generate_then_redecode_through_the_real_command(lyrics_file, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "lm" in done.stderr  # progress went to stderr
     stems = {f"{stem}.{fmt}" for stem in ("mix", "vocals", "accompaniment") for fmt in ("wav", "flac")}
-    assert {p.name for p in out.iterdir()} == {"manifest.json", *stems}
+    assert {p.name for p in out.iterdir()} == {"manifest.json", "lyrics.lrc", *stems}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"]["seed"] == 3 and manifest["inputs"]["options"]["top_k"] == 40
     assert manifest["inputs"]["lyrics"] == LYRICS and manifest["audio"]["n_frames"] == 125

@@ -172,7 +172,8 @@ def test_resample_a_whole_track(generator, song):
 def test_redecode_rebuilds_the_same_audio_from_a_saved_folder(generator, song, tmp_path):
     paths = save(song, tmp_path / "song", formats=("wav", "flac"))
     assert sorted(p.name for p in paths.values()) == sorted(
-        [MANIFEST_NAME] + [f"{stem}.{fmt}" for stem in ("mix", "vocals", "accompaniment") for fmt in ("wav", "flac")])
+        [MANIFEST_NAME, "lyrics.lrc"] + [f"{stem}.{fmt}" for stem in ("mix", "vocals", "accompaniment")
+                                         for fmt in ("wav", "flac")])
     assert not [p for p in (tmp_path / "song").iterdir() if p.name.startswith(".")]  # no temporary files left
     again = generator.redecode(tmp_path / "song")
     np.testing.assert_array_equal(again.mix, song.mix)
@@ -196,6 +197,30 @@ def test_the_vocal_decoder_is_given_the_cued_words_at_their_song_frames(generato
     broken["sections"][0]["cues"][0][1] = [10**6]  # a word piece the LM's text model does not have
     with pytest.raises(InputError, match="word cue's text"):
         generator.redecode(broken)
+
+
+def test_each_sung_line_is_timed_at_its_first_words_cue_and_saved_as_lrc(generator, song, tmp_path):
+    sections = song.manifest["sections"]
+    starts = [[section["start_seconds"] + frame / 25 for frame, _ in section["cues"]] for section in sections]
+    assert song.manifest["lines"] == [
+        {"seconds": round(starts[0][0], 2), "text": "hold me close tonight"},
+        {"seconds": round(starts[0][4], 2), "text": "under city lights"},  # the verse's fifth word
+        *([{"seconds": round(sections[0]["end_seconds"], 2), "text": ""}] if starts[1][0] > sections[0]["end_seconds"]
+          else []),
+        {"seconds": round(starts[1][0], 2), "text": "sing it loud"},
+        {"seconds": round(starts[1][3], 2), "text": "sing it proud"},
+        {"seconds": round(sections[1]["end_seconds"], 2), "text": ""}]
+    lrc = save(song, tmp_path / "song")["lyrics.lrc"].read_text().splitlines()
+    assert lrc[0] == "[length:00:06]" and lrc[1] == "[00:00.00]hold me close tonight" and lrc[-1] == "[00:06.00]"
+    # a manifest written before lines were kept gets them on re-decoding; a song without cues gets none (no file)
+    older = json.loads(json.dumps(song.manifest))
+    del older["lines"]
+    assert generator.redecode(older).manifest["lines"] == song.manifest["lines"]
+    for section in older["sections"]:
+        section["cues"] = []
+    uncued = generator.redecode(older)
+    assert uncued.manifest["lines"] == [] and "lyrics.lrc" not in save(uncued, tmp_path / "song")
+    assert not (tmp_path / "song" / "lyrics.lrc").exists()  # the earlier song's times went with it
 
 
 @pytest.mark.parametrize("level", [0.3, 0.8])  # 0.8 + 0.8 is louder than full scale: turned down as a whole

@@ -120,9 +120,11 @@ def test_generate_returns_three_stems_of_the_asked_length_a_picture_a_zip_and_th
     with Image.open(picture) as image:
         assert image.format == "PNG" and image.width >= 800 and image.height >= 400
     with zipfile.ZipFile(archive) as bundle:
-        assert sorted(bundle.namelist()) == ["accompaniment.wav", "manifest.json", "mix.wav", "song.png",
-                                             "vocals.wav"]
+        assert sorted(bundle.namelist()) == ["accompaniment.wav", "lyrics.lrc", "manifest.json", "mix.wav",
+                                             "song.png", "vocals.wav"]
         assert json.loads(bundle.read("manifest.json")) == record
+        lrc = bundle.read("lyrics.lrc").decode().splitlines()  # the sung lines at their word cues' times
+        assert lrc[1].endswith("we were dancing in the summer light") and "sing it loud tonight" in lrc[-2]
         assert np.array_equal(sf.read(io.BytesIO(bundle.read("mix.wav")), dtype="int16")[0], _int16(mix))
     assert f"{SONG_SECONDS:.1f} s" in summary and "seed 7" in summary
 
