@@ -305,6 +305,12 @@ def _summary(result: SongResult) -> str:
     lines = [f"**{result.seconds:.1f} s** · {mode} · seed {inputs['seed']} · made in "
              f"{timings.get('total', 0):.1f} s ({stages})"]
     lines += [f"- ⚠️ {_escape(warning)}" for warning in result.warnings]
+    sung = [line for line in result.manifest.get("lines", []) if line["text"]]
+    if sung:  # where to listen for each line (the LM's word cues; app.lrc)
+        lines.append("\n**When each line is sung** (also in the zip, as `lyrics.lrc`):\n")
+        for line in sung:
+            minutes, tenths = divmod(round(line["seconds"] * 10), 600)  # 59.96 s is 1:00.0, not 0:60.0
+            lines.append(f"- {minutes}:{tenths // 10:02d}.{tenths % 10} {_escape(line['text'])}")
     return "\n".join(lines)
 
 

@@ -127,6 +127,7 @@ def test_generate_returns_three_stems_of_the_asked_length_a_picture_a_zip_and_th
         assert lrc[1].endswith("we were dancing in the summer light") and "sing it loud tonight" in lrc[-2]
         assert np.array_equal(sf.read(io.BytesIO(bundle.read("mix.wav")), dtype="int16")[0], _int16(mix))
     assert f"{SONG_SECONDS:.1f} s" in summary and "seed 7" in summary
+    assert re.search(r"- 0:00\.0 we were dancing in the summer light\n- 0:0\d\.\d sing it loud tonight", summary)
 
 
 def test_two_concurrent_requests_both_complete_and_each_keeps_its_seed(client, song):
