@@ -74,8 +74,9 @@ class TrackCache:
         self.indices, self.mels, self.ids = indices, mels, ids
         self.words = words if words is not None else [[] for _ in ids]
         self.phone_labels = phone_labels
-        self._contexts: list[tuple[np.ndarray, np.ndarray]] | None = None
-        self._jitter: tuple[TrackDecoder, int] | None = None
+        self._word_model: TrackDecoder | None = None  # set by use_words_of: crops then carry word contexts
+        self._jitter = 0
+        self._contexts: list[tuple[np.ndarray, np.ndarray]] | None = None  # exact starts' contexts, computed once
 
     @property
     def has_words(self) -> bool:
@@ -144,12 +145,21 @@ class TrackCache:
         return torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0).clip(min=1e-3))
 
     def use_words_of(self, model: TrackDecoder, jitter: int = 0) -> None:
-        """Compute every song's word context for ``model`` once (``batch`` then returns crops of it). With
-        ``jitter`` > 0 (training: ``DecoderConfig.word_jitter``) each crop's context is instead computed from its
-        song's word starts moved anew (``jitter_word_starts``)."""
-        self._contexts = [tuple(t.cpu().numpy() for t in model.word_context(words, len(song)))
-                          for words, song in zip(self.words, self.indices, strict=True)]
-        self._jitter = (model, jitter) if jitter > 0 else None
+        """Give ``batch``'s crops ``model``'s word context. With exact starts every song's context is computed
+        once; with ``jitter`` > 0 (training: ``DecoderConfig.word_jitter``) each crop's is computed from its song's
+        word starts moved anew (``jitter_word_starts``)."""
+        self._word_model, self._jitter = model, jitter
+        self._contexts = None if jitter > 0 else [self._context(words, len(song)) for words, song in
+                                                  zip(self.words, self.indices, strict=True)]
+
+    def _context(self, words: list[tuple[int, str]], n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(t.cpu().numpy() for t in self._word_model.word_context(words, n_tokens))
+
+    def _song_context(self, song: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self._contexts is not None:
+            return self._contexts[song]
+        n_tokens = len(self.indices[song])
+        return self._context(jitter_word_starts(self.words[song], n_tokens, self._jitter, generator), n_tokens)
 
     def batch(self, batch_size: int, crop_tokens: int, generator: torch.Generator, frames_per_token: int = 2
               ) -> CropBatch:
@@ -168,17 +178,13 @@ class TrackCache:
             out_indices.append(torch.from_numpy(self.indices[song][start: start + crop_tokens].astype(np.int64)))
             frames = slice(start * frames_per_token, (start + crop_tokens) * frames_per_token)
             out_mels.append(torch.from_numpy(self.mels[song][frames].astype(np.float32)))
-            if self._contexts is not None:
-                phones, since = self._contexts[song]
-                if self._jitter is not None:
-                    model, jitter = self._jitter
-                    moved = jitter_word_starts(self.words[song], len(self.indices[song]), jitter, generator)
-                    phones, since = (t.cpu().numpy() for t in model.word_context(moved, len(self.indices[song])))
+            if self._word_model is not None:
+                phones, since = self._song_context(song, generator)
                 out_phones.append(torch.from_numpy(phones[frames]))
                 out_since.append(torch.from_numpy(since[frames]))
             if self.phone_labels is not None:
                 out_labels.append(torch.from_numpy(self.phone_labels[song][frames].astype(np.int64)))
-        words = (torch.stack(out_phones), torch.stack(out_since)) if self._contexts is not None else None
+        words = (torch.stack(out_phones), torch.stack(out_since)) if self._word_model is not None else None
         labels = torch.stack(out_labels) if self.phone_labels is not None else None
         return CropBatch(torch.stack(out_indices), torch.stack(out_mels), words, labels)
 
