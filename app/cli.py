@@ -5,9 +5,11 @@
     python -m app generate --mode accompany --audio my_vocal.wav --lyrics song.txt --out outputs/acc
     python -m app generate --mode resample --manifest outputs/s1 --track vocal --section 1 --seed 2 --out outputs/s1b
     python -m app redecode outputs/s1/manifest.json --out outputs/s1-again
+    python -m app remix outputs/s1 --vocals-db -3 --accompaniment-db off       # new mix levels, no model runs
 
 Each writes mix, vocals and accompaniment (``--format wav`` and/or ``flac``) and manifest.json into ``--out``
-(``app.manifest.save``). Inputs are checked before the models load; a bad one ends the run with a single
+(``app.manifest.save``); ``remix`` rewrites a saved song's mix at new levels (``app.mixing``) from its stems, in
+place unless ``--out`` is given. Inputs are checked before the models load; a bad one ends the run with a single
 ``error: …`` line on stderr and exit code 2. Progress and warnings go to stderr, the written files to stdout.
 """
 
@@ -75,6 +77,27 @@ def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_redecode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", type=Path, help="manifest.json of a generated song, or its folder")
     _add_output_arguments(parser)
+
+
+def _level(text: str) -> float | None:
+    """A mix level on the command line: dB as a number, or "off"/"mute" for a muted track."""
+    if text.strip().lower() in ("off", "mute", "muted"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of dB or 'off', got {text!r}") from None
+
+
+def _add_remix_arguments(parser: argparse.ArgumentParser) -> None:
+    from app.mixing import LEVEL_RANGE_DB
+
+    parser.add_argument("song", type=Path, help="a song folder written by generate/redecode (or its manifest.json)")
+    low, high = LEVEL_RANGE_DB
+    for track in ("vocals", "accompaniment"):
+        parser.add_argument(f"--{track}-db", type=_level, default=0.0, metavar="DB",
+                            help=f"the {track}' level in the mix, {low:g} to {high:g} dB, or 'off' (default: 0)")
+    parser.add_argument("--out", type=Path, default=None, help="folder to write to (default: the song's own folder)")
 
 
 def _read_lyrics(path: Path | None) -> str:
@@ -172,9 +195,30 @@ def run_redecode(args: argparse.Namespace) -> int:
     return _save(generator.redecode(args.manifest, _StderrProgress()), args)
 
 
+def run_remix(args: argparse.Namespace) -> int:
+    from app.manifest import AUDIO_FORMATS, save
+    from app.mixing import LevelError, describe
+    from app.pipeline import load_song
+
+    song = load_song(args.song)  # InputError names the song folder's problem
+    kept = [fmt for fmt in AUDIO_FORMATS if f"vocals.{fmt}" in song.manifest.get("files", {}).get("names", [])]
+    try:
+        result = song.remixed({"vocals_db": args.vocals_db, "accompaniment_db": args.accompaniment_db})
+    except LevelError as error:
+        raise UsageError(f"--{error.field.removesuffix('_db')}-db: {error.message}") from None
+    out = args.out or (args.song.parent if args.song.name == "manifest.json" else args.song)
+    try:
+        paths = save(result, out, formats=tuple(kept or ("wav",)))
+    except OSError as error:
+        raise UsageError(f"--out: cannot write to {out} ({error})") from None
+    print(f"mix at {describe(result.levels)} written to {out}: {', '.join(sorted(paths))}")
+    return 0
+
+
 COMMANDS = {
     "generate": ("make a song from lyrics and a style (all modes)", _add_generate_arguments, run_generate),
     "redecode": ("rebuild a song's audio from its manifest", _add_redecode_arguments, run_redecode),
+    "remix": ("mix a saved song's stems again at new levels (no model runs)", _add_remix_arguments, run_remix),
 }
 
 

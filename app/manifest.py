@@ -21,15 +21,17 @@ The manifest is a JSON-able dict holding everything needed to re-make the song a
     lines                    each sung lyric line at the second its first word's cue starts, and an empty line
                              where each sung section ends (app.lrc; [] without word cues)
     tokens                   vocal and accomp codes (lists of ints, 25 Hz) and their sha1
+    mix                      the mix levels: {"vocals_db": dB, "accompaniment_db": dB}, null = muted (app.mixing;
+                             0 dB each when absent)
     timings                  seconds per stage
     files                    (manifest.json written by ``save`` only) the audio files beside it and the gain
                              applied to all three (1 unless the mix was louder than full scale)
 
-``redecode`` needs only ``tokens``, ``decoder`` and ``inputs.mode``: the same tokens, steps and seed give the
-same audio. ``save`` writes ``mix``, ``vocals`` and ``accompaniment`` audio, ``lyrics.lrc`` (when the song has
-timed lines) and ``manifest.json`` into a folder; each file is written to a temporary name and renamed, and
-``manifest.json`` is removed first and written last, so a folder with a manifest always holds the whole song it
-describes.
+``redecode`` needs only ``tokens``, ``decoder`` and ``inputs.mode`` (and ``mix`` for the mix's levels): the same
+tokens, steps and seed give the same audio. ``save`` writes ``mix``, ``vocals`` and ``accompaniment`` audio,
+``lyrics.lrc`` (when the song has timed lines) and ``manifest.json`` into a folder; each file is written to a
+temporary name and renamed, and ``manifest.json`` is removed first and written last, so a folder with a manifest
+always holds the whole song it describes (``app.pipeline.load_song`` reads it back).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from app.lrc import LRC_NAME, lrc_text
+from app.mixing import LEVEL_KEYS, LevelError, check_levels, gain, song_levels
 from corpus.audio_io import atomic_write_json, atomic_write_text, write_audio
 from lm.layout import FRAME_RATE_HZ, LayoutError, SectionTokens, SongTokens
 from lm.lyrics import CANONICAL_TAGS
@@ -110,7 +113,8 @@ def tokens_version(vocal: np.ndarray, accomp: np.ndarray) -> str:
 
 def build_manifest(*, inputs: dict, lyrics_normalised: str, warnings: list[str], based_on: dict | None,
                    sampled, software: dict, checkpoints: dict, sample_rate: int, samples_per_frame: int,
-                   decoder: dict, timings: dict, lines: list[dict] | None = None) -> dict:
+                   decoder: dict, timings: dict, lines: list[dict] | None = None,
+                   mix: dict | None = None) -> dict:
     """The manifest of a finished song (module docstring) from the LM stage's ``app.pipeline.Sampled``: the
     song, per section the tracks sampled in this call, the first section the LM saw as context."""
     song = sampled.song
@@ -137,6 +141,7 @@ def build_manifest(*, inputs: dict, lyrics_normalised: str, warnings: list[str],
         "sections": sections,
         "lines": list(lines or []),
         "tokens": {"vocal": vocal.tolist(), "accomp": accomp.tolist(), "sha1": tokens_version(vocal, accomp)},
+        "mix": check_levels(mix),
         "timings": timings,
     }
 
@@ -174,6 +179,10 @@ def read_manifest(source) -> dict:
                       ("decoder", Mapping), ("audio", Mapping)):
         if not isinstance(source.get(key), kind):
             raise ManifestError(f"the manifest lacks {key!r} or it has the wrong type")
+    try:
+        check_levels(source.get("mix"))
+    except LevelError as error:
+        raise ManifestError(f"the mix levels: {error}") from None
     return copy.deepcopy(dict(source))
 
 
@@ -253,10 +262,12 @@ def save(result, out_dir: str | Path, formats=("wav",)) -> dict[str, Path]:
     (wav, flac; 16-bit), ``lyrics.lrc`` when the manifest has timed lines, and ``manifest.json`` into
     ``out_dir``; returns ``{name: path}``.
 
-    The stems are rounded to 16 bits first and the mix file is their integer sum, so mix = vocals +
-    accompaniment holds sample-exactly in the files, as in the corpus's song folders (DESIGN.md §4). A song
-    louder than full scale is turned down as a whole (all three files alike) and the gain recorded."""
+    The stems are written as decoded and the mix at the manifest's levels (``app.mixing``): each stem is rounded
+    to 16 bits at its mix level and the mix file is their integer sum, so at 0 dB mix = vocals + accompaniment
+    holds sample-exactly in the files, as in the corpus's song folders (DESIGN.md §4). A song louder than full
+    scale (in the mix or in a stem) is turned down as a whole (all three files alike) and the gain recorded."""
     formats = _check_formats(formats)
+    levels = song_levels(result.manifest)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # from here until the end the folder is "incomplete"
@@ -266,12 +277,14 @@ def save(result, out_dir: str | Path, formats=("wav",)) -> dict[str, Path]:
             if other not in formats:
                 (out_dir / f"{stem}.{other}").unlink(missing_ok=True)
 
-    peak = float(np.abs(result.mix).max()) if len(result.mix) else 0.0
-    gain = 1.0 if peak <= 0.999 else 0.999 / peak
-    vocals = np.round(np.asarray(result.vocals, np.float64) * gain * 32767).astype(np.int16)
-    accompaniment = np.round(np.asarray(result.accompaniment, np.float64) * gain * 32767).astype(np.int16)
-    # |v + a| <= 0.999 full scale before rounding, so the integer sum stays inside int16
-    mix = (vocals.astype(np.int32) + accompaniment.astype(np.int32)).clip(-32768, 32767).astype(np.int16)
+    stems = [np.asarray(result.vocals, np.float64), np.asarray(result.accompaniment, np.float64)]
+    levelled = [stem * gain(levels[key]) for stem, key in zip(stems, LEVEL_KEYS, strict=True)]
+    peak = max((float(np.abs(a).max()) for a in (*stems, levelled[0] + levelled[1]) if len(a)), default=0.0)
+    scale = 1.0 if peak <= 0.999 else 0.999 / peak
+    vocals, accompaniment = (np.round(stem * scale * 32767).astype(np.int16) for stem in stems)
+    # |g_v·v + g_a·a| <= 0.999 full scale before rounding, so the integer sum stays inside int16
+    mix = sum(np.round(stem * scale * 32767).astype(np.int32) for stem in levelled)
+    mix = np.asarray(mix, np.int32).clip(-32768, 32767).astype(np.int16)
 
     paths = {}
     for fmt in formats:
@@ -283,7 +296,7 @@ def save(result, out_dir: str | Path, formats=("wav",)) -> dict[str, Path]:
     if manifest.get("lines"):
         atomic_write_text(out_dir / LRC_NAME, lrc_text(manifest["lines"], len(result.mix) / result.sample_rate))
         paths[LRC_NAME] = out_dir / LRC_NAME
-    manifest["files"] = {"names": sorted(paths), "gain": gain}
+    manifest["files"] = {"names": sorted(paths), "gain": scale}
     atomic_write_json(out_dir / MANIFEST_NAME, manifest)
     paths[MANIFEST_NAME] = out_dir / MANIFEST_NAME
     return paths

@@ -21,6 +21,7 @@ noise), so the same inputs and seed give the same audio whatever else runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -35,19 +36,24 @@ import torch
 
 from app.lrc import timed_lines
 from app.manifest import (
+    AUDIO_FORMATS,
     DEFAULT_CHECKPOINTS,
     LM_FOLDER,
+    MANIFEST_NAME,
     TOKENIZER_FOLDER,
     ManifestError,
     based_on,
     build_manifest,
     checkpoint_versions,
+    manifest_tokens,
     read_manifest,
     save,
     software_versions,
     song_from_manifest,
 )
+from app.mixing import check_levels, mix_stems, song_levels
 from app.request import InputError, SongOptions, SongRequest, make_request, spread_frames, unlabelled_sections
+from corpus.audio_io import read_int16
 from lm.generate import (
     GenerationError,
     GenerationOptions,
@@ -65,7 +71,7 @@ from lm.text import LINE_SEPARATOR, TextTokenizerError
 from tokenizer import DuoTok, TrackTokens
 
 __all__ = ["DEFAULT_CHECKPOINTS", "InputError", "ProgressEvent", "SongGenerator", "SongOptions", "SongResult",
-           "save"]
+           "load_song", "save"]
 
 TEXT_ALLOWANCE_TOKENS = 150  # style + lyrics of a short song, set aside when quoting the longest duration
 
@@ -88,7 +94,8 @@ class ProgressEvent:
 @dataclass
 class SongResult:
     """A generated song: mono float32 ``mix``, ``vocals``, ``accompaniment`` of ``len(tokens) * 960`` samples at
-    ``sample_rate``; ``mix`` is ``vocals + accompaniment``. ``manifest`` records how it was made (app.manifest)."""
+    ``sample_rate``; ``mix`` is the stems at the manifest's mix levels (``app.mixing``; at 0 dB each, ``vocals +
+    accompaniment``). ``manifest`` records how it was made (app.manifest)."""
 
     mix: np.ndarray
     vocals: np.ndarray
@@ -104,6 +111,18 @@ class SongResult:
     @property
     def warnings(self) -> list[str]:
         return list(self.manifest.get("warnings", []))
+
+    @property
+    def levels(self) -> dict:
+        """The mix levels (``app.mixing``): ``{"vocals_db": …, "accompaniment_db": …}``, None = muted."""
+        return song_levels(self.manifest)
+
+    def remixed(self, levels) -> SongResult:
+        """The same song with its mix made again at ``levels`` (``app.mixing.check_levels``; raises
+        ``LevelError``); the stems, tokens and everything else in the manifest stay as they are."""
+        levels = check_levels(levels)
+        manifest = {**self.manifest, "mix": levels}
+        return dataclasses.replace(self, mix=mix_stems(self.vocals, self.accompaniment, levels), manifest=manifest)
 
 
 class Sampled(NamedTuple):
@@ -234,7 +253,7 @@ class SongGenerator:
         started = time.perf_counter()
         with self._lock:
             vocals, accompaniment, mix = self._decode(vocal, accomp, steps, seed, manifest["inputs"].get("mode"),
-                                                      report, words)
+                                                      report, words, song_levels(manifest))
         manifest["timings"] = {"decode": round(time.perf_counter() - started, 3)}
         manifest["warnings"] = list(manifest.get("warnings", [])) + self._version_warnings(manifest)
         report(ProgressEvent("done", 1, 1, "done"))
@@ -251,13 +270,15 @@ class SongGenerator:
         warnings = list(request.warnings)
         if request.previous is not None:
             warnings += self._version_warnings(request.previous)
+        # continue and resample keep the mix levels of the song they build on
+        levels = song_levels(request.previous) if request.previous is not None else None
         started = time.perf_counter()
         with self._lock:
             sampled = self._sample(request, report, timings)
             vocal, accomp = _tracks(sampled.song)
             clock = time.perf_counter()
             vocals, accompaniment, mix = self._decode(vocal, accomp, request.options.decoder_steps, request.seed,
-                                                      request.mode, report, self._sung_words(sampled.song))
+                                                      request.mode, report, self._sung_words(sampled.song), levels)
             timings["decode"] = round(time.perf_counter() - clock, 3)
         timings["total"] = round(time.perf_counter() - started, 3)
         manifest = build_manifest(
@@ -266,7 +287,7 @@ class SongGenerator:
             software=self.software, checkpoints=self.versions, sample_rate=self.sample_rate,
             samples_per_frame=self.samples_per_frame,
             decoder=self._decoder_settings(request.options.decoder_steps, request.seed), timings=timings,
-            lines=self._sung_lines(sampled.song))
+            lines=self._sung_lines(sampled.song), mix=levels)
         report(ProgressEvent("done", 1, 1, "done"))
         return SongResult(mix, vocals, accompaniment, self.sample_rate, manifest,
                           TrackTokens(vocal, accomp, float(FRAME_RATE_HZ)))
@@ -461,10 +482,11 @@ class SongGenerator:
         return timed_lines(sections)
 
     def _decode(self, vocal: np.ndarray, accomp: np.ndarray, steps: int | None, seed: int, mode: str | None,
-                report: Progress, words: list[tuple[int, str]] | None = None
+                report: Progress, words: list[tuple[int, str]] | None = None, levels: dict | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Both token tracks -> (vocals, accompaniment, mix) through the decoders and the vocoder; a cappella
-        songs keep only the vocals. ``words``: the sung words at their frames, for a lyric-aware vocal decoder."""
+        songs keep only the vocals. ``words``: the sung words at their frames, for a lyric-aware vocal decoder;
+        ``levels``: the mix levels (``app.mixing``; default 0 dB each)."""
         report(ProgressEvent("decode", 0, 1, "decoding tokens to audio"))
         tokens = TrackTokens(vocal, accomp, float(FRAME_RATE_HZ))
         vocals, accompaniment, mix = self.tokenizer.decode(tokens, steps=steps, seed=seed, words=words or None)
@@ -472,8 +494,50 @@ class SongGenerator:
         if not len(vocals) == len(accompaniment) == len(mix) == expected:
             raise RuntimeError(f"the decoder returned {len(vocals)}/{len(accompaniment)}/{len(mix)} samples for "
                                f"{len(tokens)} frames; expected {expected}")
-        vocals, accompaniment, mix = (np.asarray(a, dtype=np.float32) for a in (vocals, accompaniment, mix))
+        vocals, accompaniment = (np.asarray(a, dtype=np.float32) for a in (vocals, accompaniment))
         if mode == "a_cappella":
-            accompaniment, mix = np.zeros_like(vocals), vocals.copy()
+            accompaniment = np.zeros_like(vocals)
         report(ProgressEvent("decode", 1, 1, "decoded"))
-        return vocals, accompaniment, mix
+        return vocals, accompaniment, mix_stems(vocals, accompaniment, levels)
+
+
+# --- a saved song ------------------------------------------------------------------------------------------------
+
+
+def load_song(folder: str | Path) -> SongResult:
+    """A song folder written by ``save`` (or its manifest.json), read back without any model: the stems as they
+    were decoded (the 16-bit files with the folder's gain undone), the mix at the manifest's levels, the manifest
+    (with the folder's ``files``, which ``save`` writes anew) and the tokens. ``load_song(folder).remixed(levels)``
+    is the CLI's ``remix``. Raises ``InputError`` (field "song") when the folder is not a whole song."""
+    path = Path(folder)
+    folder = path.parent if path.name == MANIFEST_NAME else path
+    try:
+        manifest = read_manifest(folder)
+        vocal, accomp = manifest_tokens(manifest)
+    except ManifestError as error:
+        raise InputError("song", str(error)) from None
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not isinstance(files.get("names"), list):
+        raise InputError("song", f"{folder / MANIFEST_NAME} lists no audio files (a manifest saved with its song "
+                                 "has them); make the audio with redecode first")
+    kind = next((fmt for fmt in AUDIO_FORMATS
+                 if {f"vocals.{fmt}", f"accompaniment.{fmt}"} <= set(files["names"])), None)
+    scale = files.get("gain")
+    if kind is None or isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
+        raise InputError("song", f"{folder / MANIFEST_NAME} does not list a vocal and an accompaniment file with "
+                                 "their gain; make the audio with redecode first")
+    rate, expected = int(manifest["audio"].get("sample_rate", 0)), len(vocal) * manifest["audio"].get(
+        "samples_per_frame", 0)
+    stems = []
+    for name in (f"vocals.{kind}", f"accompaniment.{kind}"):
+        try:  # the exact 16-bit samples: save wrote round(x · gain · 32767)
+            samples, file_rate = read_int16(folder / name)
+        except (OSError, RuntimeError, ValueError) as error:
+            raise InputError("song", f"cannot read {name} beside the manifest ({error})") from None
+        if file_rate != rate or len(samples) != expected:
+            raise InputError("song", f"{name} holds {len(samples)} samples at {file_rate} Hz, but the manifest "
+                                     f"describes {expected} at {rate} Hz: the folder mixes two songs")
+        stems.append((samples.astype(np.float64) / (32767 * scale)).astype(np.float32))
+    vocals, accompaniment = stems
+    return SongResult(mix_stems(vocals, accompaniment, song_levels(manifest)), vocals, accompaniment, rate, manifest,
+                      TrackTokens(vocal, accomp, float(FRAME_RATE_HZ)))

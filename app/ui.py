@@ -10,8 +10,9 @@ user fills it: mode (with the upload it needs, shown only for the modes that tak
 checker (sections, the seconds each gets, warnings, a normalised copy), style with one-click examples, duration and
 seed, an "Advanced" accordion with the sampling settings, Generate and Stop, then complete example songs. Right
 column: the three players, a picture of the result (mel spectrogram per track with the section boundaries), a zip of
-everything, a summary; then "Change one track" (re-sample the vocal or the accompaniment, of one section or all)
-and "Check the sung lyrics" (Whisper on the vocal stem, per section, with a retake button for the worst section).
+everything, a summary; then "Mix levels" (each track's level in the mix, or muted), "Change one track" (re-sample
+the vocal or the accompaniment, of one section or all) and "Check the sung lyrics" (Whisper on the vocal stem, per
+section, with a retake button for the worst section).
 
 Named endpoints, callable with ``gradio_client`` (``Client(url).predict(..., api_name="/generate")``):
 
@@ -28,6 +29,8 @@ api_name               inputs                                                 ou
 ``check_lyrics``       lyrics, mode, duration                                 sections table, notes (Markdown),
                                                                               normalised lyrics
 ``check_sung_lyrics``  vocals (audio file), manifest                          per-section table, summary (Markdown)
+``remix``              manifest, vocal level (dB), vocal muted, accompaniment  the same seven outputs, the mix at the
+                       level (dB), accompaniment muted                        new levels (``app.mixing``)
 =====================  =====================================================  ======================================
 
 Errors: every handler turns bad input into a ``gr.Error`` whose text says which field is wrong and what to do
@@ -48,6 +51,7 @@ queue, so it answers while a song is being generated.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import random
@@ -67,6 +71,7 @@ from matplotlib.figure import Figure
 
 from app import lyric_check
 from app.manifest import ManifestError, read_manifest
+from app.mixing import LEVEL_RANGE_DB, UNITY_LEVELS, LevelError, describe, song_levels
 from app.pipeline import InputError, ProgressEvent, SongGenerator, SongResult, save
 from app.request import DURATION_RANGE, MAX_SEED, OPTION_RANGES, SUNG_MODES, UPLOAD_MODES, SongOptions
 from corpus.audio_io import AudioReadError, read_audio
@@ -134,7 +139,8 @@ FIELD_LABELS = {
     "audio": "Upload", "audio_rate": "Upload", "manifest": "Song record (manifest.json)", "track": "Track",
     "section": "Section", "options": "Advanced settings", "options.temperature": "Temperature",
     "options.top_k": "Top-k", "options.top_p": "Top-p", "options.cfg_scale": "CFG scale",
-    "options.decoder_steps": "Decoder steps", "request": "Request",
+    "options.decoder_steps": "Decoder steps", "request": "Request", "song": "Song",
+    "vocals_db": "Vocal level", "accompaniment_db": "Accompaniment level", "mix": "Mix levels",
 }
 
 TIMING_NAMES = {"encode": "upload", "lm": "LM", "decode": "audio"}
@@ -304,6 +310,8 @@ def _summary(result: SongResult) -> str:
                        for name, seconds in timings.items() if name != "total")
     lines = [f"**{result.seconds:.1f} s** · {mode} · seed {inputs['seed']} · made in "
              f"{timings.get('total', 0):.1f} s ({stages})"]
+    if result.levels != UNITY_LEVELS:
+        lines.append(f"Mix levels: {describe(result.levels)} (the stems are as decoded)")
     lines += [f"- ⚠️ {_escape(warning)}" for warning in result.warnings]
     sung = [line for line in result.manifest.get("lines", []) if line["text"]]
     if sung:  # where to listen for each line (the LM's word cues; app.lrc)
@@ -436,6 +444,27 @@ class SongActions:
                               mode="resample", manifest=manifest, track=track, section=_section_choice(section),
                               options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
 
+    def remix(self, manifest, vocals_db, vocals_muted, accompaniment_db, accompaniment_muted,
+              progress=gr.Progress()) -> tuple:  # noqa: B008
+        """The song's mix made again at new levels; returns the seven song outputs. The page holds Gradio's copy
+        of the manifest, away from the song's files, so the stems are decoded again from its tokens (the same
+        stems: same tokens, steps and seed; about half a second for a 30 s song at the default steps)."""
+        if not manifest:
+            raise _error("Mix levels: make a song first, or upload the manifest.json of one")
+        levels = {"vocals_db": None if vocals_muted else vocals_db,
+                  "accompaniment_db": None if accompaniment_muted else accompaniment_db}
+        try:
+            result = self.generator.redecode(manifest, _progress_reporter(progress)).remixed(levels)
+            outputs = _song_files(result)
+        except (InputError, LevelError) as error:
+            label = FIELD_LABELS.get(error.field, error.field)
+            raise _error(_hide_paths(f"{label}: {error.message}", manifest)) from None
+        except Exception as error:
+            log.exception("remix failed")
+            raise _error(f"The mix could not be made ({type(error).__name__}); the server log has the details.") \
+                from None
+        return outputs
+
     def check_sung_lyrics(self, vocals, manifest) -> tuple[pd.DataFrame, str]:
         """Whisper on the vocal stem, section by section: what it heard and which lines it missed."""
         if not vocals or not manifest:
@@ -482,6 +511,18 @@ def _section_choices(manifest_path) -> list[tuple[str, str | int]]:
         choices += [(f"{i + 1} · [{s['tag']}] {s['start_seconds']:.1f}–{s['end_seconds']:.1f} s", i)
                     for i, s in enumerate(sections)]
     return choices
+
+
+def _level_controls(manifest_path) -> tuple:
+    """The values of the four mix level controls (vocal dB, vocal muted, accompaniment dB, accompaniment muted)
+    for a song's manifest; 0 dB and not muted for none."""
+    levels = dict(UNITY_LEVELS)
+    if manifest_path:
+        with contextlib.suppress(ManifestError):  # a broken record: the controls just start at 0 dB
+            levels = song_levels(read_manifest(manifest_path))
+    return (0.0 if levels["vocals_db"] is None else levels["vocals_db"], levels["vocals_db"] is None,
+            0.0 if levels["accompaniment_db"] is None else levels["accompaniment_db"],
+            levels["accompaniment_db"] is None)
 
 
 def _worst_section(report: pd.DataFrame) -> int | None:
@@ -573,6 +614,17 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
                                    interactive=False)
                 summary = gr.Markdown(label="Summary")
                 download = gr.File(label="Download (stems + manifest + picture, zip)", interactive=False)
+                with gr.Accordion("Mix levels", open=False):
+                    gr.Markdown("Turn the vocal or the accompaniment up, down or off in the mix. The stems stay as "
+                                "they are; the new mix replaces the song's mix and zip, and re-samples keep it. "
+                                "Without the app: `python -m app remix SONG_FOLDER --vocals-db -3`.")
+                    levels = []
+                    for name in ("Vocal", "Accompaniment"):
+                        with gr.Row():
+                            levels.append(_slider(*LEVEL_RANGE_DB, value=0.0, step=0.5, label=f"{name} level (dB)",
+                                                  scale=4))
+                            levels.append(gr.Checkbox(value=False, label="Mute", scale=1, min_width=80))
+                    remix_button = gr.Button("Apply to the mix", variant="secondary")
                 with gr.Accordion("Change one track", open=False):
                     gr.Markdown("Sample the vocal or the accompaniment again (one section or the whole song) and "
                                 "keep the other track as it is.")
@@ -634,19 +686,21 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
 
         def after_song(manifest_path, chosen_mode):
             """Point the follow-up panels at the new song: its sections, a fresh re-sample seed (the same seed
-            would draw the same tokens again), an emptied lyric check; in continue mode the next Generate
-            continues the new, longer song (the upload is part of it now)."""
+            would draw the same tokens again), an emptied lyric check, the mix level controls at the song's
+            levels (a re-sample keeps them); in continue mode the next Generate continues the new, longer song
+            (the upload is part of it now)."""
             choices = _section_choices(manifest_path)
             continuing = chosen_mode == "continue"
             return (gr.update(choices=choices, value="all"), random.randint(0, MAX_SEED),
                     gr.update(choices=choices[1:], value=None), _table([], lyric_check.ROW_HEADERS), "",
                     gr.update(value=manifest_path if continuing else None),
-                    gr.update(value=None) if continuing else gr.update())
+                    gr.update(value=None) if continuing else gr.update(), *_level_controls(manifest_path))
 
         song_event = {"concurrency_id": "song", "concurrency_limit": 1}
         private = {"queue": False, "api_visibility": "private"}
         follow_up = (after_song, [manifest, mode],
-                     [section, resample_seed, vocal_section, sung_table, sung_summary, continue_manifest, upload])
+                     [section, resample_seed, vocal_section, sung_table, sung_summary, continue_manifest, upload,
+                      *levels])
 
         generate_event = generate_button.click(
             actions.generate, [lyrics, style, duration, seed, mode, upload, continue_manifest, *options],
@@ -671,6 +725,7 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
         retake_event.success(*follow_up, **private)
         # Stop cancels whichever song event is running (the handlers stop between their yields, module docstring)
         stop_button.click(None, None, None, cancels=[generate_event, resample_event, retake_event], **private)
+        remix_button.click(actions.remix, [manifest, *levels], song_outputs, api_name="remix", **song_event)
         check_sung_button.click(
             actions.check_sung_lyrics, [vocals, manifest], [sung_table, sung_summary], api_name="check_sung_lyrics",
             concurrency_id="whisper", concurrency_limit=1,

@@ -409,16 +409,52 @@ def test_mode_switch_shows_the_upload_only_for_the_modes_that_take_one(server, s
     assert Path(continue_record["value"]["path"]).name == "manifest.json"
 
 
-def test_after_a_song_the_follow_up_panels_list_its_sections(server, song):
-    sections, resample_seed, vocal_sections, table, summary, continue_record, upload = _page_event(
+def test_after_a_song_the_follow_up_panels_list_its_sections(server, song, tmp_path):
+    sections, resample_seed, vocal_sections, table, summary, continue_record, upload, *levels = _page_event(
         server, "after_song", [_file_payload(song[5]), "full"])
     assert [value for _, value in sections["choices"]] == ["all", 0, 1] and sections["value"] == "all"
     assert [value for _, value in vocal_sections["choices"]] == [0, 1]
     assert isinstance(resample_seed, int) and table["data"] == [] and summary == ""
     assert continue_record["value"] is None and "value" not in upload
+    assert levels == [0.0, False, 0.0, False]  # the mix level controls at the song's levels
     # in continue mode the next Generate continues the new, longer song: the record is set, the upload cleared
-    *_, continue_record, upload = _page_event(server, "after_song", [_file_payload(song[5]), "continue"])
+    *_, continue_record, upload, _, _, _, _ = _page_event(server, "after_song", [_file_payload(song[5]), "continue"])
     assert Path(continue_record["value"]["path"]).name == "manifest.json" and upload["value"] is None
+    # a re-sampled song keeps its levels, so the controls show them; a broken record leaves them at 0 dB
+    from app.ui import _level_controls
+
+    record = _manifest(song[5])
+    record["mix"] = {"vocals_db": -4.5, "accompaniment_db": None}
+    (tmp_path / "manifest.json").write_text(json.dumps(record))
+    assert _level_controls(str(tmp_path / "manifest.json")) == (-4.5, False, 0.0, True)
+    (tmp_path / "manifest.json").write_text("{")
+    assert _level_controls(str(tmp_path / "manifest.json")) == (0.0, False, 0.0, False)
+
+
+def test_remix_sets_the_mix_levels_and_keeps_the_stems(client, song):
+    from gradio_client import handle_file
+
+    mix, vocals, accompaniment, _, archive, manifest, summary = client.predict(
+        handle_file(song[5]), -6.0, False, 0.0, True, api_name="/remix")
+    np.testing.assert_array_equal(_int16(vocals), _int16(song[1]))  # decoded again: the same stems
+    np.testing.assert_array_equal(_int16(accompaniment), _int16(song[2]))
+    vocal_file = _int16(vocals).astype(np.int32)
+    assert np.abs(_int16(mix).astype(np.int32) - np.round(vocal_file * 10 ** (-6 / 20))).max() <= 1
+    assert _manifest(manifest)["mix"] == {"vocals_db": -6.0, "accompaniment_db": None}
+    assert _manifest(manifest)["tokens"] == _manifest(song[5])["tokens"]
+    assert "Mix levels: vocals −6.0 dB, accompaniment muted" in summary
+    with zipfile.ZipFile(archive) as bundle:
+        assert json.loads(bundle.read("manifest.json"))["mix"]["accompaniment_db"] is None
+
+
+def test_remix_without_a_song_or_out_of_range_says_so(client, song):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match="Mix levels: make a song first") as caught:
+        client.predict(None, 0.0, False, 0.0, False, api_name="/remix")
+    assert "Traceback" not in str(caught.value)
+    with pytest.raises(Exception, match="Vocal level") as caught:  # the slider itself names its bounds
+        client.predict(handle_file(song[5]), 40.0, False, 0.0, False, api_name="/remix")
 
 
 def test_the_retake_button_starts_on_the_section_whisper_understood_worst():
