@@ -1,6 +1,7 @@
 """``python -m tokenizer COMMAND``: the tokenizer's command line.
 
     tokenize SONGS_DIR --out TOKENS_DIR    song folders -> the LM's token corpus (tokenizer/tokenize_corpus.py)
+    diagnose SOURCE... [--out DIR]         how well the tokens represent your audio (tokenizer/diagnose.py)
 
 Training stays ``python -m tokenizer.train`` (accelerate launches it as its own module). Each command is a
 subparser whose ``run`` returns the exit code; add new commands to ``COMMANDS``."""
@@ -19,9 +20,17 @@ def _tokenize(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run_tokenize)
 
 
+def _diagnose(parser: argparse.ArgumentParser) -> None:
+    from tokenizer.diagnose import add_diagnose_arguments, run_diagnose
+
+    add_diagnose_arguments(parser)
+    parser.set_defaults(run=run_diagnose)
+
+
 # name -> (one-line help, function adding the arguments and setting `run`)
 COMMANDS = {
     "tokenize": ("encode song folders into Parquet token shards for the LM (resumable, parallel)", _tokenize),
+    "diagnose": ("tokenize and decode your own audio: codes used and reconstruction mel L1 per stem", _diagnose),
 }
 
 
