@@ -491,6 +491,8 @@ def test_page_renders_its_main_controls_in_headless_chromium(server):
     for player in ("Song (mix)", "Vocals", "Accompaniment"):
         assert re.search(rf'data-testid="block-label".{{0,1500}}?{re.escape(player)}', dom, re.S), player
     assert dom.count("<textarea") >= 2  # lyrics and style boxes
+    for panel in ("Mix levels", "Change one track", "Check the sung lyrics"):  # the accordions under the players
+        assert re.search(rf">\s*{re.escape(panel)}\s*<", dom), panel
 
 
 def test_python_app_py_serves_the_generate_endpoint():
