@@ -96,7 +96,7 @@ def _add_remix_arguments(parser: argparse.ArgumentParser) -> None:
     low, high = LEVEL_RANGE_DB
     for track in ("vocals", "accompaniment"):
         parser.add_argument(f"--{track}-db", type=_level, default=0.0, metavar="DB",
-                            help=f"the {track}' level in the mix, {low:g} to {high:g} dB, or 'off' (default: 0)")
+                            help=f"level of the {track} in the mix, {low:g} to {high:g} dB, or 'off' (default: 0)")
     parser.add_argument("--out", type=Path, default=None, help="folder to write to (default: the song's own folder)")
 
 

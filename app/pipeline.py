@@ -254,7 +254,8 @@ class SongGenerator:
         with self._lock:
             vocals, accompaniment, mix = self._decode(vocal, accomp, steps, seed, manifest["inputs"].get("mode"),
                                                       report, words, song_levels(manifest))
-        manifest["timings"] = {"decode": round(time.perf_counter() - started, 3)}
+        seconds = round(time.perf_counter() - started, 3)
+        manifest["timings"] = {"decode": seconds, "total": seconds}
         manifest["warnings"] = list(manifest.get("warnings", [])) + self._version_warnings(manifest)
         report(ProgressEvent("done", 1, 1, "done"))
         return SongResult(mix, vocals, accompaniment, self.sample_rate, manifest,

@@ -139,7 +139,7 @@ FIELD_LABELS = {
     "audio": "Upload", "audio_rate": "Upload", "manifest": "Song record (manifest.json)", "track": "Track",
     "section": "Section", "options": "Advanced settings", "options.temperature": "Temperature",
     "options.top_k": "Top-k", "options.top_p": "Top-p", "options.cfg_scale": "CFG scale",
-    "options.decoder_steps": "Decoder steps", "request": "Request", "song": "Song",
+    "options.decoder_steps": "Decoder steps", "request": "Request",
     "vocals_db": "Vocal level", "accompaniment_db": "Accompaniment level", "mix": "Mix levels",
 }
 

@@ -443,6 +443,7 @@ def test_remix_sets_the_mix_levels_and_keeps_the_stems(client, song):
     assert _manifest(manifest)["mix"] == {"vocals_db": -6.0, "accompaniment_db": None}
     assert _manifest(manifest)["tokens"] == _manifest(song[5])["tokens"]
     assert "Mix levels: vocals −6.0 dB, accompaniment muted" in summary
+    assert _manifest(manifest)["timings"]["total"] > 0  # the summary's "made in" is the re-decoding's time
     with zipfile.ZipFile(archive) as bundle:
         assert json.loads(bundle.read("manifest.json"))["mix"]["accompaniment_db"] is None
 
