@@ -196,7 +196,7 @@ def run_redecode(args: argparse.Namespace) -> int:
 
 
 def run_remix(args: argparse.Namespace) -> int:
-    from app.manifest import AUDIO_FORMATS, save
+    from app.manifest import AUDIO_FORMATS, MANIFEST_NAME, save
     from app.mixing import LevelError, describe
     from app.pipeline import load_song
 
@@ -206,7 +206,7 @@ def run_remix(args: argparse.Namespace) -> int:
         result = song.remixed({"vocals_db": args.vocals_db, "accompaniment_db": args.accompaniment_db})
     except LevelError as error:
         raise UsageError(f"--{error.field.removesuffix('_db')}-db: {error.message}") from None
-    out = args.out or (args.song.parent if args.song.name == "manifest.json" else args.song)
+    out = args.out or (args.song.parent if args.song.name == MANIFEST_NAME else args.song)
     try:
         paths = save(result, out, formats=tuple(kept or ("wav",)))
     except OSError as error:
