@@ -71,6 +71,9 @@ def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classifier-free guidance; 1 = off, >1 follows lyrics and style harder (2x slower)")
     parser.add_argument("--decoder-steps", type=int, default=None,
                         help="flow steps of the token -> audio decoders (default: theirs; 0 = no flow)")
+    parser.add_argument("--takes", type=int, default=defaults.takes,
+                        help="vocal takes per sung section, the one Whisper hears best kept (default: %(default)s; "
+                             "each take costs about one more LM pass over its section)")
     _add_output_arguments(parser)
 
 
@@ -169,7 +172,7 @@ def _save(result, args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     options = {"temperature": args.temperature, "top_k": args.top_k or None, "top_p": args.top_p,
-               "cfg_scale": args.cfg_scale, "decoder_steps": args.decoder_steps}
+               "cfg_scale": args.cfg_scale, "decoder_steps": args.decoder_steps, "takes": args.takes}
     sample_rate, samples_per_frame = _tokenizer_rates(args.checkpoints)
     # checked before the models load, so a typo costs a second, not a model load
     request = make_request(_read_lyrics(args.lyrics), args.style, args.duration, args.seed, args.mode, options,

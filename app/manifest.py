@@ -23,6 +23,8 @@ The manifest is a JSON-able dict holding everything needed to re-make the song a
     tokens                   vocal and accomp codes (lists of ints, 25 Hz) and their sha1
     mix                      the mix levels: {"vocals_db": dB, "accompaniment_db": dB}, null = muted (app.mixing;
                              0 dB each when absent)
+    takes                    with options.takes > 1, per sung section given vocal takes: its index, its lyric
+                             words, Whisper's word errors for each take and which take was kept (app.pipeline)
     timings                  seconds per stage
     files                    (manifest.json written by ``save`` only) the audio files beside it and the gain
                              applied to all three (1 unless the mix was louder than full scale)
@@ -114,7 +116,7 @@ def tokens_version(vocal: np.ndarray, accomp: np.ndarray) -> str:
 def build_manifest(*, inputs: dict, lyrics_normalised: str, warnings: list[str], based_on: dict | None,
                    sampled, software: dict, checkpoints: dict, sample_rate: int, samples_per_frame: int,
                    decoder: dict, timings: dict, lines: list[dict] | None = None,
-                   mix: dict | None = None) -> dict:
+                   mix: dict | None = None, takes: list[dict] | None = None) -> dict:
     """The manifest of a finished song (module docstring) from the LM stage's ``app.pipeline.Sampled``: the
     song, per section the tracks sampled in this call, the first section the LM saw as context."""
     song = sampled.song
@@ -142,6 +144,7 @@ def build_manifest(*, inputs: dict, lyrics_normalised: str, warnings: list[str],
         "lines": list(lines or []),
         "tokens": {"vocal": vocal.tolist(), "accomp": accomp.tolist(), "sha1": tokens_version(vocal, accomp)},
         "mix": check_levels(mix),
+        "takes": list(takes or []),
         "timings": timings,
     }
 

@@ -10,9 +10,11 @@ and their mix (DESIGN.md §1, §2, §7).
 
 The stages: ``app.request`` checks the inputs and plans the sections (``InputError`` for anything bad, before
 a model runs); uploads are encoded to tokens ("encode"); ``lm.generate`` samples the tokens the mode asks for
-("lm", one event per 25 Hz frame); ``DuoTok.decode`` turns both token tracks into audio through the per-track
-flow-matching decoders and the vocoder ("decode"). Every setting, version and token goes into the manifest
-(``app.manifest``), so ``redecode`` rebuilds the same audio and ``continue``/``resample`` build on the song.
+("lm", one event per 25 Hz frame); with ``options.takes`` above 1 each sung section gets more vocal takes and
+keeps the one Whisper hears best ("takes", ``SongGenerator._best_takes``); ``DuoTok.decode`` turns both token
+tracks into audio through the per-track flow-matching decoders and the vocoder ("decode"). Every setting,
+version and token goes into the manifest (``app.manifest``), so ``redecode`` rebuilds the same audio and
+``continue``/``resample`` build on the song.
 
 Threads: one lock serialises model use, so concurrent ``generate`` calls queue and each returns its own song;
 every random draw comes from a per-call generator seeded from ``seed`` (LM sampling and the decoders' flow
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 from app.lrc import timed_lines
+from app.lyric_check import check_lyrics
 from app.manifest import (
     AUDIO_FORMATS,
     DEFAULT_CHECKPOINTS,
@@ -139,6 +142,12 @@ class GenerationCancelled(Exception):
 
 
 Progress = Callable[[ProgressEvent], None]
+
+
+def _lm_options(options: SongOptions, seed: int) -> GenerationOptions:
+    """The LM's sampling settings of a request."""
+    return GenerationOptions(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
+                             cfg_scale=options.cfg_scale, seed=seed)
 
 
 def _tracks(song: SongTokens) -> tuple[np.ndarray, np.ndarray]:
@@ -276,6 +285,7 @@ class SongGenerator:
         started = time.perf_counter()
         with self._lock:
             sampled = self._sample(request, report, timings)
+            sampled, takes = self._best_takes(request, sampled, report, timings)
             vocal, accomp = _tracks(sampled.song)
             clock = time.perf_counter()
             vocals, accompaniment, mix = self._decode(vocal, accomp, request.options.decoder_steps, request.seed,
@@ -288,7 +298,7 @@ class SongGenerator:
             software=self.software, checkpoints=self.versions, sample_rate=self.sample_rate,
             samples_per_frame=self.samples_per_frame,
             decoder=self._decoder_settings(request.options.decoder_steps, request.seed), timings=timings,
-            lines=self._sung_lines(sampled.song), mix=levels)
+            lines=self._sung_lines(sampled.song), mix=levels, takes=takes)
         report(ProgressEvent("done", 1, 1, "done"))
         return SongResult(mix, vocals, accompaniment, self.sample_rate, manifest,
                           TrackTokens(vocal, accomp, float(FRAME_RATE_HZ)))
@@ -296,9 +306,7 @@ class SongGenerator:
     def _sample(self, request: SongRequest, report: Progress, timings: dict) -> Sampled:
         """Run the LM for the request's mode."""
         model, vocab, mode = self.lm.model, self.lm.vocab, request.mode
-        options = GenerationOptions(temperature=request.options.temperature, top_k=request.options.top_k,
-                                    top_p=request.options.top_p, cfg_scale=request.options.cfg_scale,
-                                    seed=request.seed)
+        options = _lm_options(request.options, request.seed)
         style_ids = self.lm.text.encode(request.style) if request.style else []
         new_sections = self._section_requests(request)
 
@@ -346,15 +354,85 @@ class SongGenerator:
             kept = _tracks(song)[0 if track == "accomp" else 1]
             new = sample(model, vocab, song.style_ids, requests, kept, options, lm_progress)
             return Sampled(new, [[track]] * len(song.sections))
-        index, target = request.section, song.sections[request.section]
+        index = request.section
+        new, dropped = self._resample_section(song, index, track, options, lm_progress)
+        tracks = [[track] if i == index else [] for i in range(len(song.sections))]
+        return Sampled(new, tracks, dropped)
+
+    def _resample_section(self, song: SongTokens, index: int, track: str, options: GenerationOptions,
+                          lm_progress) -> tuple[SongTokens, int]:
+        """``song`` with one track of section ``index`` sampled again (the other track and every other section
+        kept), and how many leading sections the LM prompt left out to fit its context (``_fit``)."""
+        target = song.sections[index]
         target_request = SectionRequest(target.tag, list(target.text_ids), target.n_frames, target.instrumental,
                                         words=self._cued_words(target))
         dropped = self._fit(song.style_ids, song.sections[:index], [target_request])
         window = SongTokens(song.style_ids, song.sections[dropped:index + 1])
-        new = resample_track(model, vocab, window, index - dropped, track, options, lm_progress)
+        new = resample_track(self.lm.model, self.lm.vocab, window, index - dropped, track, options, lm_progress)
         sections = [*song.sections[:dropped], *new.sections, *song.sections[index + 1:]]
-        tracks = [[track] if i == index else [] for i in range(len(sections))]
-        return Sampled(SongTokens(song.style_ids, sections), tracks, dropped)
+        return SongTokens(song.style_ids, sections), dropped
+
+    # --- vocal takes -------------------------------------------------------------------------------------------
+
+    def _best_takes(self, request: SongRequest, sampled: Sampled, report: Progress, timings: dict
+                    ) -> tuple[Sampled, list[dict]]:
+        """Best of ``options.takes`` vocal takes per sung section (peers.md §5 #5: lines skipped or mumbled).
+
+        Each sung section whose vocal this call sampled gets, in song order, ``takes - 1`` more vocal takes
+        (``lm.generate.resample_track``: its accompaniment and every other section kept, its words cued again,
+        a seed of its own per take), and the take whose words Whisper hears best is kept: fewest word errors in
+        that section by the app's own lyric check (``app.lyric_check``), the earlier take on a tie. Each take is
+        judged on the vocal track of the whole song decoded as the song will be, so the kept take's errors are
+        what "Check the sung lyrics" then reports. Later sections' takes are sampled after the kept ones, so the
+        song stays one causal piece. Returns the song with the kept takes and, per section, every take's errors
+        (for the manifest)."""
+        n_takes = request.options.takes
+        song = sampled.song
+        targets = [i for i, (section, tracks) in enumerate(zip(song.sections, sampled.tracks, strict=True))
+                   if "vocal" in tracks and not section.instrumental and len(section.text_ids) and section.n_frames]
+        if n_takes == 1 or not targets:
+            return sampled, []
+        clock = time.perf_counter()
+        options = _lm_options(request.options, request.seed)
+        total = (n_takes - 1) * sum(song.sections[i].n_frames for i in targets)
+        done, records = 0, []
+        for index in targets:
+            section = song.sections[index]
+            name = f"section {index + 1} [{section.tag}]"
+            report(ProgressEvent("takes", done, total, f"judging the first take of {name}"))
+            errors, words = self._take_errors(song, index, request)
+            scores, best = [errors], song
+            for take in range(1, n_takes):
+                def progress(frames: int, _frames_total: int, base: int = done,
+                             message: str = f"vocal take {take + 1} of {n_takes}, {name}") -> None:
+                    report(ProgressEvent("takes", base + frames, total, message))
+
+                seed = int(np.random.SeedSequence([request.seed, index, take]).generate_state(1)[0])
+                candidate, _ = self._resample_section(song, index, "vocal", dataclasses.replace(options, seed=seed),
+                                                      progress)
+                done += section.n_frames
+                errors, _ = self._take_errors(candidate, index, request)
+                if errors < min(scores):
+                    best = candidate
+                scores.append(errors)
+            song = best
+            records.append({"section": index, "words": words, "errors": scores, "kept": scores.index(min(scores))})
+        timings["takes"] = round(time.perf_counter() - clock, 3)
+        return sampled._replace(song=song), records
+
+    def _take_errors(self, song: SongTokens, index: int, request: SongRequest) -> tuple[int, int]:
+        """Whisper's word errors in section ``index`` of ``song``'s decoded vocal track, and the section's lyric
+        words (``app.lyric_check``); decoded with the request's decoder steps and seed, as ``run`` decodes."""
+        vocal, _ = _tracks(song)
+        vocals = self.tokenizer.decode_track(vocal, "vocal", steps=request.options.decoder_steps, seed=request.seed,
+                                             words=self._sung_words(song) or None)
+        first = sum(s.n_frames for s in song.sections[:index])
+        section = song.sections[index]
+        check = {"name": section.tag, "start_seconds": first / FRAME_RATE_HZ,
+                 "end_seconds": (first + section.n_frames) / FRAME_RATE_HZ,
+                 "lines": self.section_lines(section.text_ids, section.instrumental)}
+        result = check_lyrics(vocals, self.sample_rate, [check]).sections[0]
+        return result.errors, result.words
 
     # --- helpers -----------------------------------------------------------------------------------------------
 

@@ -22,10 +22,10 @@ api_name               inputs                                                 ou
 ``generate``           lyrics, style, duration (s), seed, mode, upload        mix, vocals, accompaniment (WAV files),
                        (audio file or None), manifest (manifest.json or        picture (PNG), download (zip of stems +
                        None; continue only), temperature, top_k (0 = off),    manifest + picture), manifest
-                       top_p, cfg_scale, decoder_steps                        (manifest.json), summary (Markdown)
+                       top_p, cfg_scale, decoder_steps, takes (1-4)           (manifest.json), summary (Markdown)
 ``resample``           manifest, track ("vocal"/"accompaniment"), section     the same seven outputs
                        ("all" or a 0-based section number), seed, then the
-                       five sampling settings
+                       six sampling settings
 ``check_lyrics``       lyrics, mode, duration                                 sections table, notes (Markdown),
                                                                               normalised lyrics
 ``check_sung_lyrics``  vocals (audio file), manifest                          per-section table, summary (Markdown)
@@ -139,13 +139,13 @@ FIELD_LABELS = {
     "audio": "Upload", "audio_rate": "Upload", "manifest": "Song record (manifest.json)", "track": "Track",
     "section": "Section", "options": "Advanced settings", "options.temperature": "Temperature",
     "options.top_k": "Top-k", "options.top_p": "Top-p", "options.cfg_scale": "CFG scale",
-    "options.decoder_steps": "Decoder steps", "request": "Request",
+    "options.decoder_steps": "Decoder steps", "options.takes": "Vocal takes", "request": "Request",
     "vocals_db": "Vocal level", "accompaniment_db": "Accompaniment level", "mix": "Mix levels",
 }
 
-TIMING_NAMES = {"encode": "upload", "lm": "LM", "decode": "audio"}
-STAGE_NAMES = {"encode": "Reading the upload", "lm": "Writing the song (LM)", "decode": "Rendering audio",
-               "done": "Done"}
+TIMING_NAMES = {"encode": "upload", "lm": "LM", "takes": "vocal takes", "decode": "audio"}
+STAGE_NAMES = {"encode": "Reading the upload", "lm": "Writing the song (LM)",
+               "takes": "Vocal takes (Whisper keeps the clearest)", "decode": "Rendering audio", "done": "Done"}
 
 
 def _escape(text: str) -> str:
@@ -313,6 +313,13 @@ def _summary(result: SongResult) -> str:
     if result.levels != UNITY_LEVELS:
         lines.append(f"Mix levels: {describe(result.levels)} (the stems are as decoded)")
     lines += [f"- ⚠️ {_escape(warning)}" for warning in result.warnings]
+    takes = result.manifest.get("takes") or []
+    if takes:  # which take each section kept, and what Whisper heard in every take
+        lines.append("\n**Vocal takes** (Whisper's word errors per take; the kept one in bold):\n")
+        for record in takes:
+            tag = result.manifest["sections"][record["section"]]["tag"]
+            errors = " · ".join(f"**{e}**" if i == record["kept"] else str(e) for i, e in enumerate(record["errors"]))
+            lines.append(f"- section {record['section'] + 1} [{tag}], {record['words']} words: {errors}")
     sung = [line for line in result.manifest.get("lines", []) if line["text"]]
     if sung:  # where to listen for each line (the LM's word cues; app.lrc)
         lines.append("\n**When each line is sung** (also in the zip, as `lyrics.lrc`):\n")
@@ -340,10 +347,10 @@ def _song_files(result: SongResult) -> tuple:
 # --- the handlers ----------------------------------------------------------------------------------------------
 
 
-def _options(temperature, top_k, top_p, cfg_scale, decoder_steps) -> dict:
+def _options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes) -> dict:
     """The Advanced sliders as ``SongOptions`` fields; top-k 0 means off (None)."""
     return {"temperature": temperature, "top_k": top_k if top_k else None, "top_p": top_p,
-            "cfg_scale": cfg_scale, "decoder_steps": decoder_steps}
+            "cfg_scale": cfg_scale, "decoder_steps": decoder_steps, "takes": takes}
 
 
 def _progress_reporter(progress: gr.Progress) -> Callable[[ProgressEvent], bool]:
@@ -427,13 +434,13 @@ class SongActions:
         yield outputs
 
     def generate(self, lyrics, style, duration, seed, mode, upload, manifest, temperature, top_k, top_p, cfg_scale,
-                 decoder_steps, progress=gr.Progress()):  # noqa: B008 (Gradio's way of asking for a progress bar)
+                 decoder_steps, takes, progress=gr.Progress()):  # noqa: B008 (Gradio's way of asking for a progress bar)
         """Make a song in any mode but re-sample."""
         yield from self._make(progress, lyrics=lyrics, style=style, duration=duration, seed=seed, mode=mode,
                               audio=upload or None, manifest=manifest or None,
-                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
+                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes))
 
-    def resample(self, manifest, track, section, seed, temperature, top_k, top_p, cfg_scale, decoder_steps,
+    def resample(self, manifest, track, section, seed, temperature, top_k, top_p, cfg_scale, decoder_steps, takes,
                  progress=gr.Progress()):  # noqa: B008
         """Sample one track of a finished song again (one section or all), keeping the other track."""
         if not manifest:
@@ -442,7 +449,7 @@ class SongActions:
         # valid placeholder is passed
         yield from self._make(progress, lyrics="", style="", duration=DURATION_RANGE[0], seed=seed,
                               mode="resample", manifest=manifest, track=track, section=_section_choice(section),
-                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps))
+                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes))
 
     def remix(self, manifest, vocals_db, vocals_muted, accompaniment_db, accompaniment_muted,
               progress=gr.Progress()) -> tuple:  # noqa: B008
@@ -600,6 +607,10 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
                                             step=1, label="Decoder steps",
                                             info="Flow steps from tokens to audio; more = finer, slower. "
                                                  "0 = fastest.")
+                    takes = _slider(*OPTION_RANGES["takes"], value=defaults.takes, step=1,
+                                    label="Vocal takes per section",
+                                    info="Sing each section this many times and keep the take whose words "
+                                         "Whisper hears best; each take adds about one more LM pass.")
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", size="lg", scale=3)
                     stop_button = gr.Button("Stop", variant="stop", size="lg", scale=1)
@@ -649,7 +660,7 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
                         resample_vocal_button = gr.Button("Re-sample this section's vocal", scale=2)
 
         # --- wiring: cheap page updates outside the queue; the models inside it -----------------------------------
-        options = [temperature, top_k, top_p, cfg_scale, decoder_steps]
+        options = [temperature, top_k, top_p, cfg_scale, decoder_steps, takes]
         song_outputs = [mix, vocals, accompaniment, picture, download, manifest, summary]
 
         def show_mode(chosen, upload_path, song_record):

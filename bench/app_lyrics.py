@@ -18,7 +18,11 @@ WER = errors (substitutions + deletions + insertions) over reference words, summ
 Sections judged silent (vocal below -60 dBFS: the model sang nothing) count all their words as errors and are
 counted separately.
 
-``python -m bench.app_lyrics [--n-corpus 10] [--seconds 20] [--prompts 8] [--name app_lyrics]``
+With ``--takes N`` the app makes N vocal takes of each section and keeps the one its lyric check hears best, so
+the section WER above is then the judge the takes were chosen by; the whole-song column (the vocal stem
+transcribed at once with beam 5) is a second view of the same Whisper that they were not chosen by.
+
+``python -m bench.app_lyrics [--n-corpus 10] [--seconds 20] [--prompts 8] [--takes N] [--name app_lyrics]``
 -> bench/results/app_lyrics.{json,md}"""
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ def check_generated(generator, index: int, style: str, lyrics: str, seconds: flo
                     options: dict | None = None) -> dict:
     """Make one prompt's song and check its vocal stem; one row of the results."""
     from app.lyric_check import check_lyrics
+    from bench.asr import transcribe, word_errors
 
     request = generator.check_request(lyrics, style, duration=seconds, seed=seed, options=options)
     clock = time.perf_counter()
@@ -80,8 +85,14 @@ def check_generated(generator, index: int, style: str, lyrics: str, seconds: flo
                 for i, (s, plan) in enumerate(zip(recorded, planned, strict=True))]
     clock = time.perf_counter()
     report = check_lyrics(result.vocals, result.sample_rate, sections)
+    # a second view, not the one vocal takes are chosen by: the whole stem at once, beam 5 (bench.asr)
+    sung = " ".join(line for section in sections for line in section["lines"])
+    whole_errors, whole_words = word_errors(sung, transcribe(result.vocals, result.sample_rate))
+    takes = result.manifest.get("takes", [])
     return {"prompt": index, "style": style, "seed": seed, "seconds": round(result.seconds, 2),
             "errors": report.errors, "words": report.words, "hits": report.hits, "wer": round(report.wer, 4),
+            "whole_song_errors": whole_errors, "whole_song_words": whole_words,
+            "takes": takes, "later_takes_kept": sum(record["kept"] > 0 for record in takes),
             "silent_sections": sum(s.note == "(silence)" for s in report.sections),
             "generate_seconds": round(generate_seconds, 2), "check_seconds": round(time.perf_counter() - clock, 2),
             "warnings": result.warnings, "sections": report.to_dict()["sections"]}
@@ -104,8 +115,16 @@ def check_corpus(folder: Path) -> dict:
 
 def total(rows: list[dict]) -> dict:
     errors, words, hits = (sum(r[key] for r in rows) for key in ("errors", "words", "hits"))
-    return {"songs": len(rows), "errors": errors, "words": words, "wer": round(errors / words, 4) if words else None,
-            "hits": hits, "silent_sections": sum(r["silent_sections"] for r in rows)}
+    result = {"songs": len(rows), "errors": errors, "words": words,
+              "wer": round(errors / words, 4) if words else None, "hits": hits,
+              "silent_sections": sum(r["silent_sections"] for r in rows)}
+    if rows and "whole_song_errors" in rows[0]:  # generated rows only
+        whole_errors, whole_words = (sum(r[key] for r in rows) for key in ("whole_song_errors", "whole_song_words"))
+        result |= {"whole_song_errors": whole_errors, "whole_song_words": whole_words,
+                   "whole_song_wer": round(whole_errors / whole_words, 4) if whole_words else None,
+                   "later_takes_kept": sum(r["later_takes_kept"] for r in rows),
+                   "sections_with_takes": sum(len(r["takes"]) for r in rows)}
+    return result
 
 
 def table(result: dict) -> str:
@@ -118,15 +137,22 @@ def table(result: dict) -> str:
              "(ground-truth vocals). "
              "WER = errors ÷ lyric words, summed over sections and songs; silent = sections where no voice was "
              "found (all their words count as errors); heard right = lyric words the transcript matches exactly "
-             "(WER counts silence and wrong words alike, this counts only the words that came through).", "",
-             "| prompt | style | seed | words | errors | WER | heard right | silent sections |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(WER counts silence and wrong words alike, this counts only the words that came through). "
+             "Whole song: `bench.asr` (the same Whisper, beam 5) on the whole vocal stem at once, a view that "
+             "vocal takes are not chosen by. Later takes kept: sections where a take after the first won "
+             "(`options.takes` > 1).", "",
+             "| prompt | style | seed | words | errors | WER | heard right | silent sections | WER, whole song | "
+             "later takes kept |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in generated["per_prompt"]:
+        whole = row["whole_song_errors"] / row["whole_song_words"] if row["whole_song_words"] else float("nan")
         lines.append(f"| {row['prompt']} | {row['style']} | {row['seed']} | {row['words']} | {row['errors']} | "
-                     f"{row['wer']:.3f} | {row['hits']} | {row['silent_sections']} |")
+                     f"{row['wer']:.3f} | {row['hits']} | {row['silent_sections']} | {whole:.3f} | "
+                     f"{row['later_takes_kept']} of {len(row['takes'])} |")
     g, c = generated["total"], corpus["total"]
     lines += [f"| **generated, all** | | | {g['words']} | {g['errors']} | **{g['wer']:.3f}** | {g['hits']} | "
-              f"{g['silent_sections']} |", "",
+              f"{g['silent_sections']} | **{g['whole_song_wer']:.3f}** | {g['later_takes_kept']} of "
+              f"{g['sections_with_takes']} |", "",
               "| corpus song | voice | words | errors | WER | heard right |", "|---|---|---|---|---|---|"]
     for row in corpus["per_song"]:
         wer = "–" if row["wer"] is None else f"{row['wer']:.3f}"
@@ -147,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", help="checkpoint root (default: the shipped checkpoints/)")
     parser.add_argument("--temperature", type=float, help="LM sampling temperature (default: the app's)")
     parser.add_argument("--cfg-scale", type=float, help="LM classifier-free guidance scale (default: the app's)")
+    parser.add_argument("--takes", type=int, help="vocal takes per sung section (default: the app's)")
     parser.add_argument("--name", default="app_lyrics", help="results file name under bench/results")
     args = parser.parse_args(argv)
     if not 1 <= args.prompts <= len(PROMPTS):
@@ -162,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: no song folders under {args.corpus}")
     started = time.time()
     generator = SongGenerator() if args.checkpoints is None else SongGenerator(args.checkpoints)
-    options = {name: value for name, value in (("temperature", args.temperature), ("cfg_scale", args.cfg_scale))
-               if value is not None} or None
+    options = {name: value for name, value in (("temperature", args.temperature), ("cfg_scale", args.cfg_scale),
+                                                ("takes", args.takes)) if value is not None} or None
     generated = []
     for index, (style, lyrics) in enumerate(PROMPTS[: args.prompts]):
         row = check_generated(generator, index, style, lyrics, args.seconds, args.seed + index, options)

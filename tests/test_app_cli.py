@@ -73,6 +73,7 @@ def test_bad_command_line_is_one_error_line_too(tmp_path):
     (["generate", "--lyrics", "{missing}"], "error: --lyrics: cannot read"),
     (["generate", "--lyrics", "{lyrics}", "--seed", "-4"], "error: seed: -4 is out of range"),
     (["generate", "--lyrics", "{lyrics}", "--top-p", "1.5"], "error: options.top_p: 1.5 is out of range"),
+    (["generate", "--lyrics", "{lyrics}", "--takes", "9"], "error: options.takes: 9 is out of range"),
     (["generate", "--lyrics", "{lyrics}", "--mode", "accompany"], "error: audio: mode 'accompany' needs an upload"),
     (["generate", "--lyrics", "{lyrics}", "--mode", "accompany", "--audio", "{lyrics}"],
      "error: audio: cannot read the uploaded file"),

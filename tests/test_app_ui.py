@@ -32,7 +32,7 @@ RATE = 24_000
 SONG_SECONDS = 6
 LYRICS = "[verse]\nwe were dancing in the summer light\n\n[chorus]\nsing it loud tonight\n"
 STYLE = "upbeat pop, female vocal, 120 bpm, piano and synth bass"
-FAST = (1.0, 50, 1.0, 1.0, 2)  # temperature, top-k, top-p, CFG scale, decoder steps: a quick, real song
+FAST = (1.0, 50, 1.0, 1.0, 2, 1)  # temperature, top-k, top-p, CFG scale, decoder steps, takes: a quick, real song
 # Lyrics as other apps write them: numbered and alias tags, backing vocals, an emoji, a wordless solo.
 PASTED_LYRICS = ("[Verse 1]\nCity lights (city lights) are calling me\n\n[Hook]\nRun away with me \u2764\ufe0f\n\n"
                  "[Guitar Solo]\n")
@@ -550,3 +550,17 @@ def test_space_front_matter_and_requirements_match_the_project():
     only_declared, only_listed = sorted(set(declared) - set(listed)), sorted(set(listed) - set(declared))
     assert not only_declared and not only_listed, (f"requirements.txt lacks {only_declared}; "
                                                    f"pyproject.toml's dependencies lack {only_listed}")
+
+
+def test_summary_names_the_kept_vocal_take_of_each_section():
+    from app.pipeline import SongResult
+    from app.ui import _summary
+
+    silence = np.zeros(960 * 25, np.float32)
+    manifest = {"inputs": {"mode": "full", "seed": 3},
+                "timings": {"lm": 1.0, "takes": 2.0, "decode": 0.5, "total": 3.5},
+                "sections": [{"tag": "verse"}, {"tag": "chorus"}], "lines": [],
+                "takes": [{"section": 1, "words": 9, "errors": [6, 3, 4], "kept": 1}]}
+    summary = _summary(SongResult(silence, silence, silence, 24_000, manifest, None))
+    assert "vocal takes 2.0 s" in summary
+    assert "- section 2 [chorus], 9 words: 6 · **3** · 4" in summary

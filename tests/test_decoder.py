@@ -63,6 +63,13 @@ def test_decode_is_deterministic_under_a_seed_and_the_seed_matters(tok):
     assert not np.allclose(first[0], other[0])
 
 
+def test_one_track_decoded_alone_equals_that_track_of_decode(tok):
+    tokens = random_tokens(60)
+    vocals, accompaniment, _ = tok.decode(tokens, steps=2, seed=9)
+    np.testing.assert_array_equal(tok.decode_track(tokens.vocal, "vocal", steps=2, seed=9), vocals)
+    np.testing.assert_array_equal(tok.decode_track(tokens.accomp, "accomp", steps=2, seed=10), accompaniment)
+
+
 def test_zero_steps_is_the_regression_estimate(tok):
     tokens = random_tokens(30)
     decoder = tok.decoder("vocal")

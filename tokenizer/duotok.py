@@ -256,13 +256,17 @@ class DuoTok:
         ``words``: the sung words for a lyric-aware vocal decoder (``decode_mel``)."""
         if not isinstance(tokens, TrackTokens):
             raise TypeError(f"decode takes TrackTokens, got {type(tokens).__name__}")
-        waves = []
-        for offset, (track, indices) in enumerate((("vocal", tokens.vocal), ("accomp", tokens.accomp))):
-            mel = self.decode_mel(indices, track, steps=steps, seed=seed + offset,
-                                  words=words if track == "vocal" else None)
-            waves.append(self.vocoder(mel[None].float())[0].cpu().numpy().astype(np.float32))
-        vocals, accompaniment = waves
+        vocals = self.decode_track(tokens.vocal, "vocal", steps=steps, seed=seed, words=words)
+        accompaniment = self.decode_track(tokens.accomp, "accomp", steps=steps, seed=seed + 1)
         return vocals, accompaniment, vocals + accompaniment
+
+    @torch.no_grad()
+    def decode_track(self, indices, track: str, steps: int | None = None, seed: int = 0, words=None) -> np.ndarray:
+        """One track's tokens ``[T]`` -> its float32 waveform of ``T · samples_per_token`` samples: ``decode_mel``
+        then the vocoder. ``decode`` calls it with ``seed`` for the vocals and ``seed + 1`` for the
+        accompaniment, so a track decoded alone equals that track of ``decode``."""
+        mel = self.decode_mel(indices, track, steps=steps, seed=seed, words=words if track == "vocal" else None)
+        return self.vocoder(mel[None].float())[0].cpu().numpy().astype(np.float32)
 
     def reconstruct(self, audio, sample_rate: int | None = None, steps: int | None = None, seed: int = 0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
