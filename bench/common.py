@@ -8,6 +8,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from corpus.audio_io import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
@@ -35,3 +37,11 @@ def save(name: str, result: dict, table: str) -> None:
     """Write ``bench/results/<name>.json`` and ``<name>.md`` (the table a person reads)."""
     atomic_write_json(RESULTS / f"{name}.json", result)
     atomic_write_text(RESULTS / f"{name}.md", table.rstrip() + "\n")
+
+
+def bootstrap_interval(values, n_resamples: int = 2000, seed: int = 0) -> list[float]:
+    """95% interval of the mean of per-song ``values``, resampling songs."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_resamples, len(values)))].mean(1)
+    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]

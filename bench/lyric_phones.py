@@ -37,7 +37,7 @@ import torch
 from rapidfuzz.distance import Levenshtein
 
 from app.request import SongOptions
-from bench.common import machine, save
+from bench.common import bootstrap_interval, machine, save
 from bench.token_content import frame_labels
 from lm.data import iter_token_records
 from lm.generate import GenerationOptions, SectionRequest, full_song
@@ -108,13 +108,6 @@ def generated_vocal(lm: SongLM, style_ids, requests, options: GenerationOptions)
 def per(reference: list[int], hypothesis: list[int]) -> tuple[int, int]:
     """(edits, reference length)."""
     return Levenshtein.distance(reference, hypothesis), len(reference)
-
-
-def bootstrap_interval(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> list[float]:
-    """95% interval of the mean over songs, resampling songs."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (n_resamples, len(values)))].mean(1)
-    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
 
 
 def main(argv: list[str] | None = None) -> None:
