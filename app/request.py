@@ -105,7 +105,7 @@ class SongOptions:
     cfg_scale: float = 1.0
     decoder_steps: int | None = None
     # 1: best-of-N costs N times the LM's vocal sampling plus a Whisper pass per take, and the 30 s song must
-    # generate faster than real time on a 2-core CPU (issue 7); users who can wait ask for more
+    # generate faster than real time on a 2-core CPU (issue 7); users who can wait choose more
     takes: int = 1
 
     def __post_init__(self):
@@ -117,7 +117,7 @@ class SongOptions:
             object.__setattr__(self, name, float(value))
         for name in ("top_k", "decoder_steps", "takes"):
             value = getattr(self, name)
-            if value is None and name != "takes":
+            if value is None and name != "takes":  # None: top-k off, the decoders' own steps
                 continue
             value = _whole_number(f"options.{name}", value)
             _in_range(f"options.{name}", value, *OPTION_RANGES[name])
