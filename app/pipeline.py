@@ -395,13 +395,15 @@ class SongGenerator:
         clock = time.perf_counter()
         options = _lm_options(request.options, request.seed)
         total = (n_takes - 1) * sum(song.sections[i].n_frames for i in targets)
-        done, records = 0, []
+        done, records, best_vocals = 0, [], None
         for index in targets:
             section = song.sections[index]
             name = f"section {index + 1} [{section.tag}]"
             report(ProgressEvent("takes", done, total, f"judging the first take of {name}"))
-            errors, words = self._take_errors(song, index, request)
-            scores, best = [errors], song
+            # the first take is the song as it stands, already decoded when an earlier section's take was judged
+            vocals = best_vocals if best_vocals is not None else self._take_vocals(song, request)
+            errors, words = self._take_errors(vocals, song, index)
+            scores, best = [errors], (song, vocals)
             for take in range(1, n_takes):
                 def progress(frames: int, _frames_total: int, base: int = done,
                              message: str = f"vocal take {take + 1} of {n_takes}, {name}") -> None:
@@ -411,21 +413,25 @@ class SongGenerator:
                 candidate, _ = self._resample_section(song, index, "vocal", dataclasses.replace(options, seed=seed),
                                                       progress)
                 done += section.n_frames
-                errors, _ = self._take_errors(candidate, index, request)
+                vocals = self._take_vocals(candidate, request)
+                errors, _ = self._take_errors(vocals, candidate, index)
                 if errors < min(scores):
-                    best = candidate
+                    best = (candidate, vocals)
                 scores.append(errors)
-            song = best
+            song, best_vocals = best
             records.append({"section": index, "words": words, "errors": scores, "kept": scores.index(min(scores))})
         timings["takes"] = round(time.perf_counter() - clock, 3)
         return sampled._replace(song=song), records
 
-    def _take_errors(self, song: SongTokens, index: int, request: SongRequest) -> tuple[int, int]:
-        """Whisper's word errors in section ``index`` of ``song``'s decoded vocal track, and the section's lyric
-        words (``app.lyric_check``); decoded with the request's decoder steps and seed, as ``run`` decodes."""
+    def _take_vocals(self, song: SongTokens, request: SongRequest) -> np.ndarray:
+        """``song``'s vocal track decoded with the request's decoder steps and seed, as ``run`` decodes it."""
         vocal, _ = _tracks(song)
-        vocals = self.tokenizer.decode_track(vocal, "vocal", steps=request.options.decoder_steps, seed=request.seed,
-                                             words=self._sung_words(song) or None)
+        return self.tokenizer.decode_track(vocal, "vocal", steps=request.options.decoder_steps, seed=request.seed,
+                                           words=self._sung_words(song) or None)
+
+    def _take_errors(self, vocals: np.ndarray, song: SongTokens, index: int) -> tuple[int, int]:
+        """Whisper's word errors in section ``index`` of ``song``'s decoded ``vocals``, and the section's lyric
+        words (``app.lyric_check``)."""
         first = sum(s.n_frames for s in song.sections[:index])
         section = song.sections[index]
         check = {"name": section.tag, "start_seconds": first / FRAME_RATE_HZ,

@@ -72,7 +72,7 @@ def test_the_take_with_fewest_errors_is_kept(generator, one_take, monkeypatch):
     scripted = {0: [5, 2, 2], 1: [1, 4, 4]}
     judged = {0: [], 1: []}
 
-    def judge(song, index, request):
+    def judge(vocals, song, index):
         judged[index].append(np.concatenate([s.vocal for s in song.sections]).copy())
         return scripted[index][len(judged[index]) - 1], 7
 
@@ -91,7 +91,7 @@ def test_the_take_with_fewest_errors_is_kept(generator, one_take, monkeypatch):
 
 
 def test_progress_reports_the_takes(generator, monkeypatch):
-    monkeypatch.setattr(generator, "_take_errors", lambda song, index, request: (3, 5))
+    monkeypatch.setattr(generator, "_take_errors", lambda vocals, song, index: (3, 5))
     events = []
     generator.generate(LYRICS, STYLE, duration=6, seed=2, options={**FAST, "takes": 2}, progress=events.append)
     takes = [event for event in events if event.stage == "takes"]
@@ -101,7 +101,7 @@ def test_progress_reports_the_takes(generator, monkeypatch):
 
 def test_only_sections_whose_vocal_is_sampled_get_takes(generator, one_take, monkeypatch):
     calls = []
-    monkeypatch.setattr(generator, "_take_errors", lambda song, index, request: calls.append(index) or (0, 1))
+    monkeypatch.setattr(generator, "_take_errors", lambda vocals, song, index: calls.append(index) or (0, 1))
     instrumental = generator.generate("", STYLE, duration=6, seed=1, mode="instrumental",
                                       options={**FAST, "takes": 3})
     accompaniment = generator.generate("", "", duration=5, seed=3, mode="resample", manifest=one_take.manifest,
