@@ -1,12 +1,13 @@
-"""Vocoder quality on whole validation songs, against Griffin-Lim from the same 50 Hz log-mel:
-multi-scale mel L1 (reference/duotok.md §5.2) per stem, the share of sung frames whose F0 stays within 50 cents
-of the original's, and Whisper tiny.en WER on vocoded vocals divided by the WER on the original vocals. Also the
-mel L1 scale by scale (n_fft 32 … 2048: which time-frequency trade-off the error sits at) and a phase-only
+"""Vocoder quality on whole validation songs, against Griffin-Lim from the same 50 Hz log-mel: multi-scale mel L1
+(reference/duotok.md §5.2) per stem, the share of sung frames whose F0 stays within 50 cents of the original's (for
+the frames that miss, whether no F0 was found or a wrong one, next to the pitch tracker's own floor: the original
+with inaudible noise), and Whisper tiny.en WER on vocoded vocals divided by the WER on the original vocals. Also
+the mel L1 scale by scale (n_fft 32 … 2048: which time-frequency trade-off the error sits at) and a phase-only
 reference: each stem rebuilt by Griffin-Lim (100 iterations) from its own full linear STFT magnitude (n_fft 1024,
 hop 256), so its mel L1 is what not knowing the phase costs, apart from what the 50 Hz mel leaves out.
 
-``python -m bench.vocoder_quality [--checkpoint checkpoints/duotok-tiny/vocoder] [--songs data/corpus/validation]``
-Results in bench/results/vocoder_quality.{json,md}."""
+``python -m bench.vocoder_quality [--checkpoint checkpoints/duotok-tiny/vocoder] [--songs data/corpus/validation]
+[--name vocoder_quality]``. Results in bench/results/<name>.{json,md}."""
 
 from __future__ import annotations
 
@@ -37,15 +38,31 @@ def f0_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return pitch.selected_array["frequency"]
 
 
-def pitch_agreement(original: np.ndarray, rebuilt: np.ndarray, sample_rate: int) -> tuple[int, int]:
-    """(frames within 50 cents, voiced frames of the original)."""
+def pitch_frames(original: np.ndarray, rebuilt: np.ndarray, sample_rate: int) -> dict[str, int]:
+    """The original's voiced 10 ms frames and what became of them in ``rebuilt``: F0 within 50 cents
+    (``close``), no F0 found (``unvoiced``: the voice lost its periodicity there), or an F0 more than 50 cents
+    off (``off``)."""
     reference, estimate = f0_track(original, sample_rate), f0_track(rebuilt, sample_rate)
     n = min(len(reference), len(estimate))
     reference, estimate = reference[:n], estimate[:n]
     voiced = reference > 0
-    close = voiced & (estimate > 0) & (np.abs(1200 * np.log2(np.maximum(estimate, 1e-3) / np.maximum(reference, 1e-3)))
-                                       <= 50)
-    return int(close.sum()), int(voiced.sum())
+    cents = np.abs(1200 * np.log2(np.maximum(estimate, 1e-3) / np.maximum(reference, 1e-3)))
+    found = voiced & (estimate > 0)
+    return {"voiced": int(voiced.sum()), "close": int((found & (cents <= 50)).sum()),
+            "unvoiced": int((voiced & (estimate <= 0)).sum()), "off": int((found & (cents > 50)).sum())}
+
+
+def pitch_agreement(original: np.ndarray, rebuilt: np.ndarray, sample_rate: int) -> tuple[int, int]:
+    """(frames within 50 cents, voiced frames of the original)."""
+    frames = pitch_frames(original, rebuilt, sample_rate)
+    return frames["close"], frames["voiced"]
+
+
+def with_inaudible_noise(audio: np.ndarray, seed: int, below_db: float = 50.0) -> np.ndarray:
+    """``audio`` plus white noise ``below_db`` under its RMS: the pitch tracker's own noise floor."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    noise = np.random.default_rng(seed).standard_normal(len(audio)) * rms * 10 ** (-below_db / 20)
+    return (audio + noise).astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,14 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="checkpoints/duotok-tiny/vocoder")
     parser.add_argument("--songs", type=Path, default=Path("data/corpus/validation"))
     parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--name", default="vocoder_quality", help="results file name under bench/results")
     args = parser.parse_args(argv)
     vocoder = load_vocoder(args.checkpoint)
     config = vocoder.config
     sums = {k: [] for k in ("voc_vocoder", "voc_gl", "voc_phase_only", "acc_vocoder", "acc_gl", "acc_phase_only")}
     per_scale = {"voc": [], "acc": []}
-    pitch = {"vocoder": [0, 0], "griffin_lim": [0, 0]}
+    pitch = {name: dict.fromkeys(("voiced", "close", "unvoiced", "off"), 0)
+             for name in ("vocoder", "griffin_lim", "tracker_floor")}
     errors = {"original": [0, 0], "vocoder": [0, 0]}
-    for folder in find_song_folders(args.songs)[: args.n]:
+    for index, folder in enumerate(find_song_folders(args.songs)[: args.n]):
         song = read_song(folder, sample_rate=config.sample_rate)
         lyrics = (folder / "lyrics.txt").read_text()
         for stem, audio in (("voc", song.vocals), ("acc", song.accompaniment)):
@@ -77,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             sums[f"{stem}_phase_only"].append(multiscale_mel_l1(audio, phase_only, config.sample_rate))
             sums[f"{stem}_gl"].append(multiscale_mel_l1(audio, baseline, config.sample_rate))
             if stem == "voc":
-                for name, version in (("vocoder", rebuilt), ("griffin_lim", baseline)):
-                    close, voiced = pitch_agreement(audio, version, config.sample_rate)
-                    pitch[name][0] += close
-                    pitch[name][1] += voiced
+                for name, version in (("vocoder", rebuilt), ("griffin_lim", baseline),
+                                      ("tracker_floor", with_inaudible_noise(audio, seed=index))):
+                    for key, count in pitch_frames(audio, version, config.sample_rate).items():
+                        pitch[name][key] += count
                 for name, version in (("original", audio), ("vocoder", rebuilt)):
                     e, n = word_errors(lyrics, transcribe(version, config.sample_rate))
                     errors[name][0] += e
@@ -96,11 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         "vocoder_mel_l1_per_scale": {name: {f"n_fft {n_fft}": round(float(v), 3) for (n_fft, _), v in
                                             zip(MULTISCALE_MEL, np.mean(per_scale[stem], axis=0), strict=True)}
                                      for name, stem in (("vocals", "voc"), ("accompaniment", "acc"))},
-        "pitch_within_50_cents": {k: round(c / max(v, 1), 4) for k, (c, v) in pitch.items()},
+        "pitch_within_50_cents": {k: round(f["close"] / max(f["voiced"], 1), 4) for k, f in pitch.items()},
+        "pitch_misses": {k: {"unvoiced": round(f["unvoiced"] / max(f["voiced"], 1), 4),
+                             "off_by_more_than_50_cents": round(f["off"] / max(f["voiced"], 1), 4)}
+                         for k, f in pitch.items()},
+        "voiced_frames": pitch["vocoder"]["voiced"],
         "whisper_wer": {k: round(v, 4) for k, v in wer.items()},
         "wer_ratio_vocoded_over_original": round(wer["vocoder"] / max(wer["original"], 1e-9), 3),
     }
-    m, p = result["mel_l1"], result["pitch_within_50_cents"]
+    m, p, misses = result["mel_l1"], result["pitch_within_50_cents"], result["pitch_misses"]
     table = (f"# Vocoder on true 50 Hz mels vs Griffin-Lim ({result['machine']['date']})\n\n"
              f"{result['songs']} whole songs from {args.songs}; checkpoint {args.checkpoint}.\n\n"
              "| measure | vocoder | Griffin-Lim (32 it.) | required |\n|---|---|---|---|\n"
@@ -108,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
              f"| mel L1, accompaniment | {m['accompaniment']['vocoder']} | {m['accompaniment']['griffin_lim']} "
              "| ≤ 0.60 |\n"
              f"| sung frames with F0 within 50 cents | {p['vocoder']:.1%} | {p['griffin_lim']:.1%} | ≥ 96% |\n"
+             f"| … of them, no F0 found | {misses['vocoder']['unvoiced']:.1%} "
+             f"| {misses['griffin_lim']['unvoiced']:.1%} | |\n"
+             f"| … of them, F0 more than 50 cents off | {misses['vocoder']['off_by_more_than_50_cents']:.1%} "
+             f"| {misses['griffin_lim']['off_by_more_than_50_cents']:.1%} | |\n"
              f"| Whisper WER vocoded ÷ original | {result['wer_ratio_vocoded_over_original']} "
              f"({wer['vocoder']:.3f} / {wer['original']:.3f}) | – | ≤ 1.15 |\n"
+             f"\nPitch tracker's own floor (Praat, the original against itself with white noise 50 dB down): "
+             f"{p['tracker_floor']:.2%} of {result['voiced_frames']} voiced frames within 50 cents.\n"
              "\nPhase-only reference (Griffin-Lim, 100 iterations, from the stem's own linear STFT magnitude, "
              f"n_fft 1024, hop 256): mel L1 vocals {m['vocals']['phase_only_reference']}, accompaniment "
              f"{m['accompaniment']['phase_only_reference']}.\n\n"
@@ -117,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
              + " | ".join(f"n_fft {n}" for n, _ in MULTISCALE_MEL) + " |\n|---|" + "---|" * len(MULTISCALE_MEL) + "\n"
              + "".join(f"| {name} | " + " | ".join(str(v) for v in scales.values()) + " |\n"
                        for name, scales in result["vocoder_mel_l1_per_scale"].items()))
-    save("vocoder_quality", result, table)
+    save(args.name, result, table)
     print(table)
     return 0
 

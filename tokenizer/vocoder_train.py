@@ -7,11 +7,14 @@
     accelerate launch --multi_gpu --num_processes 8 -m tokenizer.vocoder_train --config paper ...   (GPUs)
 
 The vocoder is trained on the true mels of crops of vocals, accompaniment and mixes (each item picks one
-track), with the multi-resolution STFT and mel losses of ``tokenizer/vocoder.py`` only: a GAN stage would
-cost seconds per step on a CPU (reference/libraries.md §2.9) and is not part of this trainer. Conventions
-are those of ``tokenizer/train.py``: accelerate state (model, optimizer, scheduler, RNG, step) every
-``--save-every`` steps under ``<run-dir>/vocoder/state``, resume from the newest state after a kill,
-``log.jsonl``, and ``<run-dir>/vocoder/final`` at the end (plus ``--export`` in fp16)."""
+track), with the multi-resolution STFT and mel losses of ``tokenizer/vocoder.py``. ``--gan`` adds the
+discriminators of ``tokenizer/vocoder_gan.py`` (off by default: the ``paper`` discriminators cost seconds per
+step on a CPU, reference/libraries.md §2.9; meant for fine-tuning a trained vocoder on GPUs, ``--discriminator
+tiny`` to try it here); a GAN run keeps its own folder, ``<run-dir>/vocoder-gan``, so it never resumes a state
+saved without discriminators. Conventions are those of ``tokenizer/train.py``: accelerate state (models,
+optimizers, schedulers, RNG, step) every ``--save-every`` steps under ``<run-dir>/vocoder/state``, resume from
+the newest state after a kill, ``log.jsonl``, and ``<run-dir>/vocoder/final`` at the end (plus ``--export`` in
+fp16; only the vocoder is exported)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,15 @@ from tokenizer.vocoder import (
     multiscale_mel_l1,
     save_pretrained,
     with_config_updates,
+)
+from tokenizer.vocoder_gan import (
+    DiscriminatorConfig,
+    VocoderDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    get_discriminator_config,
+    split_batch,
 )
 
 # Share of training items per track: stems are what the decoder produces, mixes keep it general.
@@ -138,6 +151,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--export", help="also write the final weights here in fp16 "
                                          "(e.g. checkpoints/duotok-tiny/vocoder)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
+    parser.add_argument("--gan", action="store_true",
+                        help="add the adversarial and feature-matching losses of tokenizer/vocoder_gan.py "
+                             "(a GPU stage; run dir <run-dir>/vocoder-gan)")
+    parser.add_argument("--discriminator", default="tiny", help="discriminator sizes with --gan: tiny or paper")
+    parser.add_argument("--discriminator-updates", type=json.loads, default=None,
+                        help='JSON changes to the discriminator config, e.g. \'{"adversarial_weight": 0.1}\'')
+    parser.add_argument("--discriminator-lr", type=float, default=None, help="default: --lr")
     parser.add_argument("--eval-data", help="after training, evaluate on this split (e.g. data/corpus/validation)")
     parser.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on --data and exit")
     parser.add_argument("--checkpoint", help="vocoder folder to evaluate with --eval-only")
@@ -156,6 +176,61 @@ def run_eval(vocoder: Vocoder, args: argparse.Namespace, data: str, out: Path | 
     return result
 
 
+@dataclass
+class GanParts:
+    """The discriminators, their optimizer and schedule (prepared by the accelerator) and their config."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    config: DiscriminatorConfig
+
+
+def make_gan(args: argparse.Namespace, accelerator) -> GanParts:
+    try:
+        config = get_discriminator_config(args.discriminator)
+        if args.discriminator_updates:
+            config = config.with_updates(args.discriminator_updates)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"error: invalid discriminator settings ({error})") from error
+    model = VocoderDiscriminator(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.discriminator_lr or args.lr, betas=(0.8, 0.99),
+                                  weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    return GanParts(model, optimizer, scheduler, config)
+
+
+def gan_step(accelerator, model, unwrapped: Vocoder, optimizer, scheduler, gan: GanParts,
+             audio: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One GAN training step: first the discriminators on originals against the vocoder's current audio (one
+    forward over both, through the distributed wrapper), then the vocoder on its reconstruction losses plus the
+    weighted adversarial and feature-matching losses. The vocoder's step reads the discriminators through the
+    unwrapped module with their weights frozen: their gradients there would be thrown away, and a distributed
+    wrapper would wait for them. Feature matching compares with the originals' activations from the
+    discriminators' forward just before their update (detached), which saves a third forward per step."""
+    estimate = model(unwrapped.latent(audio))
+    batch = audio.shape[0]
+    real, fake = split_batch(gan.model(torch.cat([audio, estimate.detach()])), batch)
+    d_loss = discriminator_loss(real, fake)
+    apply_update(accelerator, d_loss, gan.model.parameters(), gan.optimizer, gan.scheduler)
+
+    discriminators = accelerator.unwrap_model(gan.model)
+    discriminators.requires_grad_(False)
+    try:
+        judged = discriminators(estimate)
+        out = unwrapped.compute_losses(audio, estimate)
+        out["adversarial"] = generator_adversarial_loss(judged)
+        out["feature_matching"] = feature_matching_loss(real, judged)
+        out["reconstruction"] = out["loss"]
+        out["loss"] = (out["loss"] + gan.config.adversarial_weight * out["adversarial"]
+                       + gan.config.feature_matching_weight * out["feature_matching"])
+        apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
+    finally:
+        discriminators.requires_grad_(True)
+    out["discriminator"] = d_loss.detach()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.eval_only:
@@ -164,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         run_eval(load_vocoder(args.checkpoint), args, args.data, None)
         return 0
 
-    stage_dir = Path(args.run_dir) / "vocoder"
+    stage_dir = Path(args.run_dir) / ("vocoder-gan" if args.gan else "vocoder")
     accelerator = make_accelerator(stage_dir, args.grad_accum, args.mixed_precision)
     set_seed(args.seed)
     loader = make_loader(args.data, args.batch_size, args.crop_seconds, seed=args.seed, shuffle=True,
@@ -186,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    gan = make_gan(args, accelerator) if args.gan else None
     progress = TrainProgress()
     accelerator.register_for_checkpointing(progress)
     resumed = resume_latest(accelerator, stage_dir / "state")
@@ -205,10 +281,14 @@ def main(argv: list[str] | None = None) -> int:
             if progress.step >= args.steps:
                 break
             audio = choose_tracks(batch, generator, args.max_gain_db).to(accelerator.device)
-            with accelerator.accumulate(model):
-                audio = audio[..., : audio.shape[-1] // hop * hop]
-                out = unwrapped.compute_losses(audio, model(unwrapped.latent(audio)))
-                apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
+            audio = audio[..., : audio.shape[-1] // hop * hop]
+            if gan is None:
+                with accelerator.accumulate(model):
+                    out = unwrapped.compute_losses(audio, model(unwrapped.latent(audio)))
+                    apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
+            else:
+                with accelerator.accumulate(model, gan.model):
+                    out = gan_step(accelerator, model, unwrapped, optimizer, scheduler, gan, audio)
             progress.step += 1
             if progress.step % args.log_every == 0 or progress.step == args.steps:
                 log_step(accelerator, log_path, progress.step, started, scheduler.get_last_lr()[0], out)
@@ -219,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         metadata = {"stage": "vocoder", "steps": str(progress.step), "init": str(args.init or "")}
+        if gan is not None:
+            metadata["discriminator"] = json.dumps(gan.config.to_dict())
         final = export_final(accelerator, model, save_pretrained, stage_dir, args.export, metadata)
         if args.eval_data:
             run_eval(final, args, args.eval_data, stage_dir / "eval.json")
