@@ -38,6 +38,8 @@ for stage in ssl multitask codebook; do
 done
 check vocoder $LAUNCH tokenizer.train --stage vocoder --config paper --data "$SONGS" --run-dir "$P/vocoder" \
   --steps "$STEPS" --batch-size 4
+check vocoder-gan $LAUNCH tokenizer.train --stage vocoder --config paper --gan --discriminator paper --data "$SONGS" \
+  --run-dir "$P/vocoder" --steps "$STEPS" --batch-size 4
 # the decoder reads its code table from the paper tokenizer just trained (32,768 codes cover any token ids)
 check decoder-vocal $LAUNCH tokenizer.train --stage decoder --track vocal --config paper --data "$SONGS" \
   --tokens "$TOKENS" --tokenizer "$P/tok/codebook/final" --run-dir "$P/decoder" --steps "$STEPS" --batch-size 4 \

@@ -141,7 +141,7 @@ def test_a_gan_step_moves_both_networks_and_leaves_the_discriminators_trainable(
     assert all(p.requires_grad for p in discriminators.parameters())
     expected = (out["reconstruction"] + config.adversarial_weight * out["adversarial"]
                 + config.feature_matching_weight * out["feature_matching"])
-    assert float(out["loss"]) == pytest.approx(float(expected))
+    assert float(out["loss"].detach()) == pytest.approx(float(expected.detach()))
     assert float(out["discriminator"]) > 0
 
 

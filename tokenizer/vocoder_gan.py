@@ -43,10 +43,11 @@ class DiscriminatorConfig(DictConfig):
     resolutions: list[list[int]] = field(default_factory=lambda: [[512, 128], [1024, 256], [2048, 512]])
     resolution_channels: int = 8
     # weights of the generator's GAN losses, added to the reconstruction losses (which sum to about 1.5 on a
-    # trained vocoder). Vocos weighs its mel L1 45 times the adversarial and feature-matching terms; these
-    # values keep the reconstruction in charge the same way.
-    adversarial_weight: float = 0.05
-    feature_matching_weight: float = 0.05
+    # trained vocoder). Vocos sums its terms over discriminators and layers and weighs its mel L1 45 times
+    # them, so its adversarial part comes to roughly a quarter of its mel part; 0.2 on these averaged terms
+    # gives about that share, and 2.0 is HiFi-GAN's feature-matching weight.
+    adversarial_weight: float = 0.2
+    feature_matching_weight: float = 2.0
 
     def __post_init__(self):
         if not self.periods or not self.resolutions:
