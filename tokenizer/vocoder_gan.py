@@ -71,6 +71,17 @@ def get_discriminator_config(name: str) -> DiscriminatorConfig:
     return dataclasses.replace(DISCRIMINATOR_CONFIGS[name])
 
 
+def _judge(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A discriminator's layers on its 2-D input: ``(logits [B, L], every layer's activations)``."""
+    activations = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LEAKY_SLOPE)
+        activations.append(x)
+    x = post(x)
+    activations.append(x)
+    return x.flatten(1), activations
+
+
 class PeriodDiscriminator(nn.Module):
     """``audio [B, N] -> (logits [B, L], activations)`` for one period."""
 
@@ -89,14 +100,7 @@ class PeriodDiscriminator(nn.Module):
         pad = (-n) % self.period
         if pad:  # reflect padding needs more samples than it adds; a period is at most a few samples
             audio = F.pad(audio[:, None], (0, pad), mode="reflect")[:, 0]
-        x = audio.reshape(b, 1, -1, self.period)
-        activations = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
-            activations.append(x)
-        x = self.post(x)
-        activations.append(x)
-        return x.flatten(1), activations
+        return _judge(self.convs, self.post, audio.reshape(b, 1, -1, self.period))
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -120,14 +124,7 @@ class ResolutionDiscriminator(nn.Module):
                           return_complex=True)
         # log(1 + |S|): the training crops vary in loudness by design (random gain), and a compressed
         # magnitude keeps quiet partials visible next to loud ones
-        x = torch.log1p(spec.abs()).transpose(1, 2)[:, None]  # [B, 1, frames, bins]
-        activations = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
-            activations.append(x)
-        x = self.post(x)
-        activations.append(x)
-        return x.flatten(1), activations
+        return _judge(self.convs, self.post, torch.log1p(spec.abs()).transpose(1, 2)[:, None])  # [B, 1, frames, bins]
 
 
 class VocoderDiscriminator(nn.Module):
