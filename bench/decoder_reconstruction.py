@@ -34,7 +34,7 @@ import torch
 
 from bench.asr import transcribe, word_errors
 from bench.common import machine, save
-from bench.vocoder_quality import pitch_agreement
+from bench.vocoder_quality import pitch_agreement, with_inaudible_noise
 from corpus.audio_io import read_audio, resample
 from tokenizer.duotok import DuoTok, TrackTokens
 from tokenizer.tokenize_corpus import iter_records
@@ -158,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             totals["pitch"][condition][1] += voiced
         if not args.no_whisper:
             lines = [line for line in meta["lines"] if line["end"] * rate <= n * per_token]
-            noise = np.random.default_rng(0).standard_normal(len(vocals)).astype(np.float32)
-            noisy = vocals + noise * np.sqrt(np.mean(vocals**2)) * 10 ** (-50 / 20)
+            noisy = with_inaudible_noise(vocals, seed=0)
             versions = {"original": vocals, "original+noise": noisy,
                         **{c: decoded[c]["vocal"] for c in CONDITIONS}}
             for name, audio in versions.items():

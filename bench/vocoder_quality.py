@@ -59,7 +59,8 @@ def pitch_agreement(original: np.ndarray, rebuilt: np.ndarray, sample_rate: int)
 
 
 def with_inaudible_noise(audio: np.ndarray, seed: int, below_db: float = 50.0) -> np.ndarray:
-    """``audio`` plus white noise ``below_db`` under its RMS: the pitch tracker's own noise floor."""
+    """``audio`` plus white noise ``below_db`` under its RMS: what a judge (pitch tracker, Whisper) does with
+    audio it should hear as the same, its own noise floor."""
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     noise = np.random.default_rng(seed).standard_normal(len(audio)) * rms * 10 ** (-below_db / 20)
     return (audio + noise).astype(np.float32)
