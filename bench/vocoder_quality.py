@@ -1,10 +1,11 @@
 """Vocoder quality on whole validation songs, against Griffin-Lim from the same 50 Hz log-mel: multi-scale mel L1
 (reference/duotok.md §5.2) per stem, the share of sung frames whose F0 stays within 50 cents of the original's (for
-the frames that miss, whether no F0 was found or a wrong one, next to the pitch tracker's own floor: the original
-with inaudible noise), and Whisper tiny.en WER on vocoded vocals divided by the WER on the original vocals. Also
-the mel L1 scale by scale (n_fft 32 … 2048: which time-frequency trade-off the error sits at) and a phase-only
-reference: each stem rebuilt by Griffin-Lim (100 iterations) from its own full linear STFT magnitude (n_fft 1024,
-hop 256), so its mel L1 is what not knowing the phase costs, apart from what the 50 Hz mel leaves out.
+the frames that miss, whether no F0 was found or a wrong one, and how often a wrong one falls on a held note; next
+to the pitch tracker's own floor: the original with inaudible noise), and Whisper tiny.en WER on vocoded vocals
+divided by the WER on the original vocals. Also the mel L1 scale by scale (n_fft 32 … 2048: which time-frequency
+trade-off the error sits at) and a phase-only reference: each stem rebuilt by Griffin-Lim (100 iterations) from its
+own full linear STFT magnitude (n_fft 1024, hop 256), so its mel L1 is what not knowing the phase costs, apart from
+what the 50 Hz mel leaves out.
 
 ``python -m bench.vocoder_quality [--checkpoint checkpoints/duotok-tiny/vocoder] [--songs data/corpus/validation]
 [--name vocoder_quality]``. Results in bench/results/<name>.{json,md}."""
@@ -38,18 +39,29 @@ def f0_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return pitch.selected_array["frequency"]
 
 
+HELD_NOTE_CENTS = 10.0  # a frame is on a held note when the original's F0 moves less than this per 10 ms
+
+
 def pitch_frames(original: np.ndarray, rebuilt: np.ndarray, sample_rate: int) -> dict[str, int]:
     """The original's voiced 10 ms frames and what became of them in ``rebuilt``: F0 within 50 cents
     (``close``), no F0 found (``unvoiced``: the voice lost its periodicity there), or an F0 more than 50 cents
-    off (``off``)."""
+    off (``off``). Also ``held`` (voiced frames on a held note: the original's F0 moves by less than
+    ``HELD_NOTE_CENTS`` to both neighbours) and ``held_off`` (those with an F0 more than 50 cents off): a
+    vocoder that cannot keep a steady phase advance shows there, where the tracker has the easiest time."""
     reference, estimate = f0_track(original, sample_rate), f0_track(rebuilt, sample_rate)
     n = min(len(reference), len(estimate))
     reference, estimate = reference[:n], estimate[:n]
     voiced = reference > 0
     cents = np.abs(1200 * np.log2(np.maximum(estimate, 1e-3) / np.maximum(reference, 1e-3)))
     found = voiced & (estimate > 0)
+    pitch_cents = 1200 * np.log2(np.maximum(reference, 1e-3))
+    steps = np.abs(np.diff(pitch_cents)) < HELD_NOTE_CENTS  # frame i to i + 1, both voiced below
+    steady = np.zeros(n, dtype=bool)
+    steady[1:-1] = steps[:-1] & steps[1:] & voiced[:-2] & voiced[2:]
+    held = voiced & steady
     return {"voiced": int(voiced.sum()), "close": int((found & (cents <= 50)).sum()),
-            "unvoiced": int((voiced & (estimate <= 0)).sum()), "off": int((found & (cents > 50)).sum())}
+            "unvoiced": int((voiced & (estimate <= 0)).sum()), "off": int((found & (cents > 50)).sum()),
+            "held": int(held.sum()), "held_off": int((held & found & (cents > 50)).sum())}
 
 
 def pitch_agreement(original: np.ndarray, rebuilt: np.ndarray, sample_rate: int) -> tuple[int, int]:
@@ -77,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     config = vocoder.config
     sums = {k: [] for k in ("voc_vocoder", "voc_gl", "voc_phase_only", "acc_vocoder", "acc_gl", "acc_phase_only")}
     per_scale = {"voc": [], "acc": []}
-    pitch = {name: dict.fromkeys(("voiced", "close", "unvoiced", "off"), 0)
+    pitch = {name: dict.fromkeys(("voiced", "close", "unvoiced", "off", "held", "held_off"), 0)
              for name in ("vocoder", "griffin_lim", "tracker_floor")}
     errors = {"original": [0, 0], "vocoder": [0, 0]}
     for index, folder in enumerate(find_song_folders(args.songs)[: args.n]):
@@ -118,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                                      for name, stem in (("vocals", "voc"), ("accompaniment", "acc"))},
         "pitch_within_50_cents": {k: round(f["close"] / max(f["voiced"], 1), 4) for k, f in pitch.items()},
         "pitch_misses": {k: {"unvoiced": round(f["unvoiced"] / max(f["voiced"], 1), 4),
-                             "off_by_more_than_50_cents": round(f["off"] / max(f["voiced"], 1), 4)}
+                             "off_by_more_than_50_cents": round(f["off"] / max(f["voiced"], 1), 4),
+                             "held_notes_off_by_more_than_50_cents": round(f["held_off"] / max(f["held"], 1), 4)}
                          for k, f in pitch.items()},
         "voiced_frames": pitch["vocoder"]["voiced"],
+        "held_note_frames": pitch["vocoder"]["held"],
         "whisper_wer": {k: round(v, 4) for k, v in wer.items()},
         "wer_ratio_vocoded_over_original": round(wer["vocoder"] / max(wer["original"], 1e-9), 3),
     }
@@ -136,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
              f"| {misses['griffin_lim']['unvoiced']:.1%} | |\n"
              f"| … of them, F0 more than 50 cents off | {misses['vocoder']['off_by_more_than_50_cents']:.1%} "
              f"| {misses['griffin_lim']['off_by_more_than_50_cents']:.1%} | |\n"
+             f"| … on held notes ({result['held_note_frames']} frames whose F0 moves < {HELD_NOTE_CENTS:g} cents "
+             f"per 10 ms), F0 more than 50 cents off "
+             f"| {misses['vocoder']['held_notes_off_by_more_than_50_cents']:.1%} "
+             f"| {misses['griffin_lim']['held_notes_off_by_more_than_50_cents']:.1%} | |\n"
              f"| Whisper WER vocoded ÷ original | {result['wer_ratio_vocoded_over_original']} "
              f"({wer['vocoder']:.3f} / {wer['original']:.3f}) | – | ≤ 1.15 |\n"
              f"\nPitch tracker's own floor (Praat, the original against itself with white noise 50 dB down): "

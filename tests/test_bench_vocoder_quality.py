@@ -25,7 +25,17 @@ def test_each_voiced_frame_is_close_unvoiced_or_off():
     semitone_up = pitch_frames(original, sung(220.0 * 2 ** (1 / 12)), SR)  # 100 cents off
     assert semitone_up["off"] > 0.9 * semitone_up["voiced"]
     assert sum(semitone_up[k] for k in ("close", "unvoiced", "off")) == semitone_up["voiced"]
+    # a steady tone is a held note (all but its edge frames); off there is off on a held note
+    assert 0.8 * semitone_up["voiced"] < semitone_up["held"] <= semitone_up["voiced"]
+    assert semitone_up["held_off"] > 0.9 * semitone_up["held"] and same["held_off"] == 0
     assert pitch_agreement(original, original, SR) == (same["close"], same["voiced"])
+
+
+def test_a_glide_is_not_a_held_note():
+    t = np.arange(SR) / SR
+    glide = (0.3 * np.sin(2 * np.pi * 200.0 * (2 ** (t * 2) - 1) / (2 * np.log(2)))).astype(np.float32)  # 2 oct/s
+    frames = pitch_frames(glide, glide, SR)
+    assert frames["voiced"] > 80 and frames["held"] < 0.1 * frames["voiced"]
 
 
 def test_inaudible_noise_is_seeded_and_50_db_down():

@@ -3,6 +3,7 @@ input errors, and the training CLI (2 steps, then resume to 3) on a tiny generat
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -289,3 +290,47 @@ def test_instantaneous_frequency_loss_sees_a_partial_off_its_frequency_but_not_a
     assert sharp > 0.05 and slightly_sharp < sharp
     # a constant phase offset keeps the frame-to-frame advance (only the reflect-padded edge frames differ)
     assert loss(reference, spectrum(220.0, phase=2.0)) < 0.05 * sharp
+
+
+def test_phase_integration_starts_as_the_plain_head_and_sums_the_advances(tmp_path):
+    torch.manual_seed(2)
+    plain = Vocoder(small_config(head_n_fft=960, head_hop=240)).eval()
+    from tokenizer.vocoder import with_config_updates
+
+    integrating = with_config_updates(plain, {"phase_integration": True}).eval()
+    mel = plain.latent(tone(0.5)[None])
+    with torch.no_grad():
+        assert torch.equal(plain(mel), integrating(mel))  # the advance layer starts at zero
+        base = integrating.spectrum(mel).angle()
+        integrating.phase_advance.bias.fill_(0.3)  # a constant advance of 0.3 rad per iSTFT frame,
+        integrating.phase_keep.bias.fill_(50.0)  # all of it kept
+        turned = integrating.spectrum(mel).angle()
+    frames = base.shape[-1]
+    assert frames == mel.shape[1] * 2
+    extra = torch.remainder(turned - base, 2 * math.pi)  # frame k gained 0.3 (k + 1), wrapped
+    expected = torch.remainder(0.3 * torch.arange(1, frames + 1, dtype=torch.float32), 2 * math.pi)
+    distance = torch.remainder(extra - expected + math.pi, 2 * math.pi) - math.pi
+    assert distance.abs().max() < 1e-3
+    assert get_vocoder_config("tiny").phase_integration is False
+    # the option and its extra layer round-trip through a checkpoint
+    save_pretrained(integrating, tmp_path / "integrating")
+    loaded = load_vocoder(tmp_path / "integrating")
+    assert loaded.config.phase_integration
+    with torch.no_grad():
+        assert torch.equal(loaded(mel), integrating(mel))
+
+
+def test_gated_running_sum_keeps_what_its_gate_says():
+    from tokenizer.vocoder import gated_running_sum
+
+    torch.manual_seed(0)
+    values = torch.rand(2, 30, 5)
+    wrap = functools.partial(torch.remainder, other=2 * math.pi)
+    assert torch.allclose(gated_running_sum(values, torch.ones_like(values)), wrap(values.cumsum(1)), atol=1e-5)
+    assert torch.allclose(gated_running_sum(values, torch.zeros_like(values)), values)
+    keep = torch.rand(2, 30, 5)
+    running, expected = torch.zeros(2, 5), []
+    for k in range(30):
+        running = keep[:, k] * running + values[:, k]
+        expected.append(running)
+    assert torch.allclose(gated_running_sum(values, keep), wrap(torch.stack(expected, 1)), atol=1e-5)
