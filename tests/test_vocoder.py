@@ -21,6 +21,7 @@ from tokenizer.vocoder import (
     load_vocoder,
     multiscale_mel_l1,
     save_pretrained,
+    with_config_updates,
 )
 from tokenizer.vocoder_train import choose_tracks, evaluate_vocoder
 from tokenizer.vocoder_train import main as train_main
@@ -295,8 +296,6 @@ def test_instantaneous_frequency_loss_sees_a_partial_off_its_frequency_but_not_a
 def test_phase_integration_starts_as_the_plain_head_and_sums_the_advances(tmp_path):
     torch.manual_seed(2)
     plain = Vocoder(small_config(head_n_fft=960, head_hop=240)).eval()
-    from tokenizer.vocoder import with_config_updates
-
     integrating = with_config_updates(plain, {"phase_integration": True}).eval()
     mel = plain.latent(tone(0.5)[None])
     with torch.no_grad():

@@ -64,7 +64,8 @@ class VocoderConfig(DictConfig):
     # bin drop what earlier notes left in its sum (an ungated sum over a whole song carried the earlier notes'
     # offsets into every later one: it trained on 1 s crops to better pitch, but whole songs got a mel L1 of
     # 0.52 against 0.45 in 1 s pieces). The advance layer starts at zero, so a trained vocoder fine-tunes into
-    # it unchanged.
+    # it unchanged. Off by default: 4,000 CPU steps with the stft_if loss halved the misses on held notes but
+    # left Whisper hearing the words a little worse (checkpoints/duotok-tiny/README.md, "Vocoder").
     phase_integration: bool = False
     # losses: multi-resolution STFT (n_fft, hop) pairs; weights by loss name
     stft_resolutions: list[list[int]] = field(default_factory=lambda: [[512, 128], [1024, 256], [2048, 512]])
