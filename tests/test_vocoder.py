@@ -15,6 +15,7 @@ from tokenizer.vocoder import (
     LatentMel,
     Vocoder,
     VocoderConfig,
+    gated_running_sum,
     get_vocoder_config,
     griffin_lim,
     latent_frames,
@@ -301,7 +302,7 @@ def test_phase_integration_starts_as_the_plain_head_and_sums_the_advances(tmp_pa
     with torch.no_grad():
         assert torch.equal(plain(mel), integrating(mel))  # the advance layer starts at zero
         base = integrating.spectrum(mel).angle()
-        integrating.phase_advance.bias.fill_(0.3)  # a constant advance of 0.3 rad per iSTFT frame,
+        integrating.phase_advance.bias.fill_(0.3)  # a constant advance of 0.3 rad per iSTFT frame
         integrating.phase_keep.bias.fill_(50.0)  # all of it kept
         turned = integrating.spectrum(mel).angle()
     frames = base.shape[-1]
@@ -320,8 +321,6 @@ def test_phase_integration_starts_as_the_plain_head_and_sums_the_advances(tmp_pa
 
 
 def test_gated_running_sum_keeps_what_its_gate_says():
-    from tokenizer.vocoder import gated_running_sum
-
     torch.manual_seed(0)
     values = torch.rand(2, 30, 5)
     wrap = functools.partial(torch.remainder, other=2 * math.pi)

@@ -258,10 +258,11 @@ def gated_running_sum(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     A loop over frames, written by hand: torch has no linear-recurrence scan, and the closed form through
     cumulative products of ``keep`` under- or overflows within a few hundred frames. Summed in float64: with a
     gate near 1 the sum over a whole song grows to ~1e5 radians."""
-    running = torch.zeros_like(values[:, 0], dtype=torch.float64)
+    wide_values, wide_keep = values.double(), keep.double()
+    running = torch.zeros_like(wide_values[:, 0])
     out = []
     for k in range(values.shape[1]):
-        running = keep[:, k].double() * running + values[:, k].double()
+        running = wide_keep[:, k] * running + wide_values[:, k]
         out.append(running)
     return torch.remainder(torch.stack(out, dim=1), 2 * math.pi).to(values.dtype)
 
