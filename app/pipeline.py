@@ -444,11 +444,18 @@ class SongGenerator:
 
     def _section_requests(self, request: SongRequest) -> list[SectionRequest]:
         """The planned sections as LM requests, with their lyric lines as raw sentencepiece pieces (and, for a
-        word-cue LM, each word's pieces to cue)."""
+        word-cue LM, each word's pieces to cue, and on a phone-cue LM each word's phones after it)."""
         cues = self.lm.config.word_cues
         return [SectionRequest(s.tag, self.lm.text.encode_lyrics(s.text) if s.lines else [], s.n_frames,
-                               s.instrumental, words=self.lm.word_pieces(s.lines) if cues and s.lines else None)
+                               s.instrumental, words=self._cues(s.lines, s.n_frames) if cues and s.lines else None)
                 for s in request.sections]
+
+    def _cues(self, lines, n_frames: int) -> list[list[int]]:
+        """What a cue LM cues in a section of ``n_frames``: ``SongLM.cue_pieces``, but only the words when the
+        phones would outnumber the frames (each cue needs a frame of its own before its deadline,
+        ``lm.generate.cue_deadline``), so lyrics squeezed into a short section still sing."""
+        cues = self.lm.cue_pieces(lines)
+        return cues if len(cues) <= n_frames else self.lm.word_pieces(lines)
 
     def _cued_words(self, section: SectionTokens) -> list[list[int]] | None:
         """The words a re-sampled section cues again: those of its earlier cues, or, for a word-cue LM and a
@@ -457,7 +464,7 @@ class SongGenerator:
             return [list(cue.text_ids) for cue in section.cues]
         if not self.lm.config.word_cues or section.instrumental or not section.text_ids:
             return None
-        return self.lm.word_pieces(self.lm.text.decode(section.text_ids).replace(LINE_SEPARATOR, "\n"))
+        return self._cues(self.lm.text.decode(section.text_ids).replace(LINE_SEPARATOR, "\n"), section.n_frames)
 
     def _fit(self, style_ids: Sequence[int], prefix: Sequence[SectionTokens], new: Sequence[SectionRequest],
              raise_for: str = "duration") -> int:
@@ -539,11 +546,11 @@ class SongGenerator:
 
     def _sung_words(self, song: SongTokens) -> list[tuple[int, str]]:
         """Each word cue of the song as ``(frame in the song, word)``: what a lyric-aware vocal decoder reads.
-        A song without cues (an LM without them, an older manifest) gives none."""
+        A song without cues (an LM without them, an older manifest) gives none; phone cues are not words."""
         words, first = [], 0
         for section in song.sections:
             words += [(first + cue.frame, strip_phonemes(self.lm.text.decode(cue.text_ids)).strip())
-                      for cue in section.cues]
+                      for cue in section.cues if self.lm.is_word_cue(cue)]
             first += section.n_frames
         return words
 
@@ -562,7 +569,8 @@ class SongGenerator:
         for section in song.sections:
             sections.append(((first + section.n_frames) / FRAME_RATE_HZ,
                              self.section_lines(section.text_ids, section.instrumental),
-                             [(first + cue.frame) / FRAME_RATE_HZ for cue in section.cues]))
+                             [(first + cue.frame) / FRAME_RATE_HZ for cue in section.cues
+                              if self.lm.is_word_cue(cue)]))
             first += section.n_frames
         return timed_lines(sections)
 

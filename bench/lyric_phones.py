@@ -26,6 +26,7 @@ the same way:
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import time
@@ -86,18 +87,28 @@ def sung_phones(meta: dict) -> list[int]:
                     for phone in syllable["phones"] if phone["phone"] not in SILENCES)
 
 
-def requests_for(song, lyrics_from, word_cues: bool = False) -> list[SectionRequest]:
+def requests_for(song, lyrics_from, word_cues: bool = False, cues_of_word=None) -> list[SectionRequest]:
     """The song's own sections (tag, length, instrumental or not) with the lyric pieces of ``lyrics_from``'s
     sung sections, in order (cycled when it has fewer); for a word-cue LM also those sections' words (their
-    cues' pieces: the words the corpus sang there), which the LM then places itself."""
+    cues' pieces: the words the corpus sang there), which the LM then places itself. ``cues_of_word`` turns one
+    word's pieces into the cues a phone-cue LM writes for it (``SongLM.cue_pieces``: the word, then its
+    dictionary phones, as in the app)."""
     sung = itertools.cycle([s for s in lyrics_from.sections if not s.instrumental] or [None])
     requests = []
     for section in song.sections:
         source = None if section.instrumental else next(sung)
-        words = [list(cue.text_ids) for cue in source.cues] if word_cues and source is not None else None
+        words = None
+        if word_cues and source is not None:
+            words = [cue for word in source.cues
+                     for cue in (cues_of_word(list(word.text_ids)) if cues_of_word else [list(word.text_ids)])]
         requests.append(SectionRequest(section.tag, source.text_ids if source is not None else [], section.n_frames,
                                        section.instrumental, words=words))
     return requests
+
+
+def phone_model_cues(lm: SongLM, word_pieces: list[int]) -> list[list[int]]:
+    """One word's pieces -> what a phone-cue LM cues for it: the word, then its dictionary phones."""
+    return lm.cue_pieces(lm.text.decode(word_pieces))
 
 
 def generated_vocal(lm: SongLM, style_ids, requests, options: GenerationOptions) -> np.ndarray:
@@ -148,13 +159,14 @@ def main(argv: list[str] | None = None) -> None:
                              "(tokenize the validation songs again)")
         songs = [song_tokens_from_record(r, lm.text.encode, lm.text.encode_lyrics,
                                          word_to_ids=lm.text.encode_lyrics if cues else None) for r in records]
+        expand = functools.partial(phone_model_cues, lm) if lm.config.phone_cues else None
         rows = []
         for index, (song, reference) in enumerate(zip(songs, references, strict=True)):
             options = GenerationOptions(temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg_scale,
                                         seed=args.seed + index)
-            own = generated_vocal(lm, song.style_ids, requests_for(song, song, cues), options)
-            other = generated_vocal(lm, song.style_ids, requests_for(song, songs[(index + 1) % len(songs)], cues),
-                                    options)
+            own = generated_vocal(lm, song.style_ids, requests_for(song, song, cues, expand), options)
+            other = generated_vocal(lm, song.style_ids,
+                                    requests_for(song, songs[(index + 1) % len(songs)], cues, expand), options)
             rows.append({"id": records[index]["id"], "reference_phones": len(reference),
                          "own_edits": per(reference, read_phones(own, table))[0],
                          "other_edits": per(reference, read_phones(other, table))[0]})

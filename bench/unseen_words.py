@@ -95,8 +95,10 @@ def score_lm(checkpoint: Path, tokens_dir: Path, songs_dir: Path, seen: set[str]
         meta_path = songs_dir / str(record["id"]) / "meta.json"
         if not meta_path.is_file():
             continue
-        song = song_tokens_from_record(record, lm.text.encode, lm.text.encode_lyrics,  # with its word cues, if any
-                                       word_to_ids=lm.text.encode_lyrics if lm.config.word_cues else None)
+        song = song_tokens_from_record(  # with its word (and phone) cues, if any
+            record, lm.text.encode, lm.text.encode_lyrics,
+            word_to_ids=lm.text.encode_lyrics if lm.config.word_cues else None,
+            phone_to_ids=(lambda phone: (lm.text.phone_piece(phone),)) if lm.config.phone_cues else None)
         groups = frame_groups(json.loads(meta_path.read_text()), len(record["vocal"]), seen)
         offset = 0
         for section in song.sections:

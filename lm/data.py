@@ -261,11 +261,15 @@ def _resolve_text(text_to_ids, vocab: Vocabulary | None) -> tuple[TextEncoders, 
 class TokenDataset(Dataset):
     """Training windows of one split of a token folder; item ``i`` is ``{"input_ids": LongTensor [T]}``.
     ``word_cues``: sung sections carry a ``<word>`` cue before each word's first frame (``lm.layout``), from
-    the records' ``words``; records without word times get none."""
+    the records' ``words``; records without word times get none. ``phone_cues`` (with ``word_cues``, and
+    ``text_to_ids`` a ``TextTokenizer``): each word's cue is followed by a cue for each of its sung phones, from
+    the words' ``phones``; words without phone times get none."""
 
     def __init__(self, tokens_dir: str | Path, text_to_ids, max_len: int, *, vocab: Vocabulary | None = None,
                  split: str = "all", val_fraction: float = DEFAULT_VAL_FRACTION, cond_dropout: float = 0.0,
-                 seed: int = 0, word_cues: bool = False):
+                 seed: int = 0, word_cues: bool = False, phone_cues: bool = False):
+        if phone_cues and not (word_cues and hasattr(text_to_ids, "phone_piece")):
+            raise TokenDataError("phone cues need word cues too and a TextTokenizer, whose phone_piece names them")
         if split not in SPLITS:
             raise TokenDataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if not 0.0 <= cond_dropout < 1.0:
@@ -301,8 +305,9 @@ class TokenDataset(Dataset):
                     raise TokenDataError(f"record {song_id}: {name} code {int(codes.max())} is outside the "
                                          f"codebook (size {codebook_size})")
             try:
-                song = song_tokens_from_record(record, encode.style, encode.lyrics,
-                                               word_to_ids=encode.lyrics if word_cues else None)
+                song = song_tokens_from_record(
+                    record, encode.style, encode.lyrics, word_to_ids=encode.lyrics if word_cues else None,
+                    phone_to_ids=(lambda phone: (text_to_ids.phone_piece(phone),)) if phone_cues else None)
             except LayoutError as error:  # one odd record (e.g. lyrics that do not match its sections)
                 logger.warning("skipping record %s: %s", song_id, error)
                 self.skipped.append((song_id, str(error)))
@@ -392,14 +397,14 @@ class PadCollator:
 def make_loader(tokens_dir: str | Path, text_to_ids, batch_size: int, max_len: int, seed: int = 0,
                 split: str = "train", *, vocab: Vocabulary | None = None, cond_dropout: float = 0.0,
                 val_fraction: float = DEFAULT_VAL_FRACTION, shuffle: bool | None = None,
-                num_workers: int = 0, word_cues: bool = False) -> DataLoader:
+                num_workers: int = 0, word_cues: bool = False, phone_cues: bool = False) -> DataLoader:
     """A DataLoader of padded window batches from one split of a token folder.
 
     ``text_to_ids``: a ``TextTokenizer`` or a callable text -> raw piece ids (then pass ``vocab``).
     ``shuffle`` defaults to True for ``split="train"``; ``cond_dropout`` is meant for training only.
     Call ``loader.dataset.set_epoch(e)`` (or accelerate's ``loader.set_epoch``) before each epoch."""
     dataset = TokenDataset(tokens_dir, text_to_ids, max_len, vocab=vocab, split=split, val_fraction=val_fraction,
-                           cond_dropout=cond_dropout, seed=seed, word_cues=word_cues)
+                           cond_dropout=cond_dropout, seed=seed, word_cues=word_cues, phone_cues=phone_cues)
     sampler = LengthBucketBatchSampler(dataset, batch_size, seed, shuffle=split == "train" if shuffle is None
                                        else shuffle)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadCollator(dataset.vocab.pad_id),

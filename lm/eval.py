@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def windows(split: str, folder: str | None = None) -> Iterator[np.ndarray]:
         dataset = TokenDataset(folder or args.data, song_lm.text, args.max_len, vocab=song_lm.vocab, split=split,
-                               word_cues=song_lm.config.word_cues)
+                               word_cues=song_lm.config.word_cues, phone_cues=song_lm.config.phone_cues)
         return (dataset[index]["input_ids"].numpy() for index in range(len(dataset)))
 
     metrics = {"model": evaluate_ppl(song_lm.model, song_lm.vocab, windows(args.split), max_len=args.max_len,

@@ -26,6 +26,14 @@ keeps each marker and drops the word). Instrumental sections have none::
 
     <section:verse> lyric-text <audio> v0 a0 <word> give v1 a1 v2 a2 <word> me v3 a3 … </audio>
 
+Phone cues (``LMConfig.phone_cues``) are word cues too, whose text is one piece naming a phone
+(``lm.text.TextTokenizer.phone_piece``): each word's cue is followed by a cue for each of its sung phones at the
+frame that phone starts in, so the model is told the sound it is about to sing, not only the word::
+
+    … a0 <word> give <word> G v1 a1 v2 a2 <word> IH v3 a3 <word> V v4 a4 …
+
+This layout does not tell the two kinds apart; the text model does (``TextTokenizer.is_phone_cue``).
+
 Instrumental convention: a section with no sung words (``SectionTokens.instrumental``) has ``<no_vocal>`` in
 place of lyric text: ``<section:inst> <no_vocal> <audio> v0 a0 … </audio>``. Its vocal slots still exist and
 hold real vocal codes (whatever the tokenizer emits for a silent vocal track), so the interleaving is always
@@ -543,7 +551,8 @@ def section_frame_spans(ids, vocab: Vocabulary) -> list[SectionSpan]:
 
 def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequence[int]],
                             lyric_to_ids: Callable[[str], Sequence[int]] | None = None,
-                            word_to_ids: Callable[[str], Sequence[int]] | None = None) -> SongTokens:
+                            word_to_ids: Callable[[str], Sequence[int]] | None = None,
+                            phone_to_ids: Callable[[str], Sequence[int]] | None = None) -> SongTokens:
     """Cut one token-corpus record into sections.
 
     Record fields used: ``vocal``, ``accomp`` (int arrays, 25 Hz, equal length), ``sections`` (list of
@@ -553,6 +562,8 @@ def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequen
     ``lyric_to_ids`` does so for a section's lyric lines (default ``text_to_ids``; a phoneme text model's
     ``encode_lyrics``). With ``word_to_ids``, the record's ``words`` (``{"text", "start_frame"}``, song
     frames) become word cues of the sung section each starts in; words in instrumental sections are dropped.
+    With ``phone_to_ids`` too, each word's ``phones`` (``{"phone", "start_frame"}``, ARPAbet) follow its cue as
+    phone cues (module docstring); a phone past its section's last frame is cued at that frame.
 
     Sections with words in the lyrics are matched, in order, to the record's vocal sections (``vocal`` flag,
     else every tag outside intro/inst/outro); the others become ``<no_vocal>`` sections.
@@ -600,8 +611,14 @@ def song_tokens_from_record(record: Mapping, text_to_ids: Callable[[str], Sequen
     sections = []
     for tag, sung, (start, stop) in zip(tags, vocal_flags, bounds, strict=True):
         text_ids = list(lyric_to_ids(next(lyric_iter).text)) if sung else []
-        cues = [WordCue(int(word["start_frame"]) - start, tuple(word_to_ids(word["text"]))) for word in words
-                if sung and start <= int(word["start_frame"]) < stop]
+        cues = []
+        for word in words:
+            if sung and start <= int(word["start_frame"]) < stop:
+                cues.append(WordCue(int(word["start_frame"]) - start, tuple(word_to_ids(word["text"]))))
+                for phone in (word.get("phones") or []) if phone_to_ids else []:
+                    frame = min(max(int(phone["start_frame"]), int(word["start_frame"])), stop - 1) - start
+                    cues.append(WordCue(frame, tuple(phone_to_ids(phone["phone"]))))
+        cues.sort(key=lambda cue: cue.frame)  # stable: a frame's word cue stays before its phones
         sections.append(SectionTokens(tag, text_ids, vocal[start:stop], accomp[start:stop], instrumental=not sung,
                                       cues=cues))
     style = record.get("style") or record.get("style_prompt") or ""

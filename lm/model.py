@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from lm.layout import LayoutError, Vocabulary
+from lm.phonemes import word_phones
 from lm.text import TextTokenizer, TextTokenizerError
 
 LM_CONFIG_NAME, VOCAB_NAME, TEXT_MODEL_NAME = "lm_config.json", "vocab.json", "spm.model"
@@ -53,6 +54,7 @@ class LMConfig:
     rope_theta: float
     cond_dropout: float = 0.1  # share of training windows without style/lyric text (classifier-free guidance)
     word_cues: bool = False  # trained with a <word> cue before each sung word (lm.layout); generation then cues
+    phone_cues: bool = False  # and each word's cue followed by a cue per sung phone (lm.layout, lm.text)
 
     def __post_init__(self):
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
@@ -65,6 +67,8 @@ class LMConfig:
                              f"{self.num_heads}, which must divide into num_kv_heads {self.num_kv_heads}")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ValueError(f"LMConfig.cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        if self.phone_cues and not self.word_cues:
+            raise ValueError("LMConfig.phone_cues needs word_cues: a phone cue follows its word's cue")
         if self.rope_theta <= 0:
             raise ValueError(f"LMConfig.rope_theta must be positive, got {self.rope_theta}")
 
@@ -168,6 +172,23 @@ class SongLM:
         normalised lines (``lm.lyrics``), as the corpus's word times name them."""
         text = lines if isinstance(lines, str) else "\n".join(lines)
         return [[int(i) for i in self.text.encode_lyrics(word)] for word in text.split()]
+
+    def cue_pieces(self, lines) -> list[list[int]]:
+        """What a cue model writes after each ``<word>`` of a section, in order: each word's pieces
+        (``word_pieces``), and on a phone-cue model (``LMConfig.phone_cues``) after each word one phone piece per
+        phone of its CMUdict pronunciation (``lm.phonemes.word_phones``; a word the dictionary lacks gets none)."""
+        text = lines if isinstance(lines, str) else "\n".join(lines)
+        cues = []
+        for word, pieces in zip(text.split(), self.word_pieces(text), strict=True):
+            cues.append(pieces)
+            if self.config.phone_cues:
+                cues += [[self.text.phone_piece(phone)] for phone in word_phones(word) or []]
+        return cues
+
+    def is_word_cue(self, cue) -> bool:
+        """Whether a cue (``lm.layout.WordCue`` or its pieces) names a word, not one of its phones."""
+        pieces = cue.text_ids if hasattr(cue, "text_ids") else cue
+        return not (self.config.phone_cues and self.text.is_phone_cue(pieces))
 
     def style_pieces(self, style: str) -> list[int]:
         """A style prompt -> raw sentencepiece pieces (not shifted), for ``lm.generate``'s ``style_ids``."""

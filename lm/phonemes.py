@@ -54,6 +54,18 @@ def word_phones(word: str) -> list[str] | None:
     return [phone.rstrip("012") for phone in entries[0]]
 
 
+# Festival (the reference corpus's singer) names phones in lower case and has two CMUdict lacks: the schwa "ax",
+# which CMUdict writes AH0, and the r-coloured schwa "axr" (ER0); its pauses are not phones of a word.
+_FESTIVAL_RENAMED = {"ax": "AH", "axr": "ER"}
+
+
+def arpabet_from_festival(phone: str) -> str | None:
+    """A festival phone name (the corpus's ``meta.json`` phones) -> its ARPAbet phone, or None for a pause
+    or anything else CMUdict has no phone for."""
+    name = _FESTIVAL_RENAMED.get(phone, phone.upper()) if isinstance(phone, str) else None
+    return name if name in ARPABET else None
+
+
 def add_phonemes(text: str) -> str:
     """Lyric text -> the same text with each known word followed by its phone symbols. Line structure and
     every character of the words are kept; only phone symbols are added."""

@@ -24,6 +24,13 @@ Phonemes (``train_text_tokenizer(..., phonemes=True)``): the model then also hol
 wherever it is loaded. ``encode_lyrics`` follows each known lyric word with its phones on such a model and is
 plain ``encode`` otherwise, so every caller encodes lyrics through ``encode_lyrics`` and styles through
 ``encode`` without knowing which kind of model it holds.
+
+Phone cues (``lm.layout``): an LM trained with ``phone_cues`` cues each sung phone as ``<word>`` followed by one
+piece, ``phone_piece(phone)``: the byte-fallback piece of one of ``PHONE_CUE_BYTES``. Those bytes never come out
+of text: ASCII control characters (sentencepiece's normaliser drops them; tab, newline and carriage return are
+left out anyway) and 0xF5–0xFF, which valid UTF-8 never uses. So every byte-fallback model already has an id for
+each phone that no lyric or style ever uses, and the shipped text model (and every id after it) stays as it is.
+(Printable ASCII would not do: a model that never saw "!" writes it as its byte piece.)
 """
 
 from __future__ import annotations
@@ -38,11 +45,12 @@ import sentencepiece as spm
 
 from corpus.audio_io import atomic_write_bytes
 from lm.lyrics import CANONICAL_TAGS
-from lm.phonemes import PHONE_SYMBOLS, add_phonemes
+from lm.phonemes import ARPABET, PHONE_SYMBOLS, add_phonemes
 
 LINE_SEPARATOR = " / "
 DEFAULT_VOCAB_SIZE = 2000
 SECTION_TAG_SYMBOLS = tuple(f"[{tag}]" for tag in CANONICAL_TAGS)
+PHONE_CUE_BYTES = tuple(b for b in range(1, 32) if b not in (9, 10, 13)) + tuple(range(0xF5, 0x100))
 MAX_SENTENCE_CHARS = 4096  # one section of lyrics or one style prompt; sentencepiece skips longer inputs
 
 
@@ -105,6 +113,29 @@ class TextTokenizer:
         if "\n" in text or "\r" in text:
             text = text_for_model(text.splitlines())
         return list(self._processor.encode(text.strip(), out_type=int)) if text.strip() else []
+
+    @functools.cached_property
+    def _phone_pieces(self) -> dict[str, int]:
+        pieces = {phone: self._processor.piece_to_id(f"<0x{byte:02X}>")
+                  for phone, byte in zip(ARPABET, PHONE_CUE_BYTES, strict=True)}
+        if self._processor.unk_id() in pieces.values():
+            raise TextTokenizerError("this text model has no byte-fallback pieces, which phone cues are written "
+                                     "with (module docstring); train it with byte_fallback")
+        return pieces
+
+    def phone_piece(self, phone: str) -> int:
+        """The one piece that cues ARPAbet ``phone`` (module docstring); a ``ValueError`` for any other name."""
+        if phone not in ARPABET:
+            raise ValueError(f"{phone!r} is not an ARPAbet phone ({', '.join(ARPABET)})")
+        return self._phone_pieces[phone]
+
+    def is_phone_cue(self, pieces: Sequence[int]) -> bool:
+        """Whether a cue's pieces name a phone (one ``phone_piece``) rather than a word."""
+        return len(pieces) == 1 and int(pieces[0]) in self._phone_ids
+
+    @functools.cached_property
+    def _phone_ids(self) -> frozenset[int]:
+        return frozenset(self._phone_pieces.values())
 
     def decode(self, ids: Iterable[int]) -> str:
         ids = [int(i) for i in ids]

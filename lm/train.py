@@ -15,7 +15,8 @@ every later encoder of lyrics (training data, evaluation, generation, the app) a
 ``--init-from DIR`` starts from a saved SongLM (its config, text model and weights) instead of random weights,
 e.g. to fine-tune the shipped LM; ``--word-cues`` trains the layout's word cues (``lm.layout``: ``<word>
 word-text`` before the frame each sung word starts in), from the token corpus's ``words`` column, and marks the
-saved model so that generation places them too.
+saved model so that generation places them too; ``--phone-cues`` adds a cue for each sung phone after its
+word's cue, from the words' ``phones``.
 
 Training state (model, optimizer, RNG, the step counter) is saved through accelerate every ``--save-every``
 optimizer steps and at the end, in ``<run-dir>/state``; a run started again with the same ``--run-dir``
@@ -82,6 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--word-cues", action="store_true",
                         help="put a <word> cue before each sung word's first frame (needs the token corpus's "
                              "word times; lm.layout) so the model keeps its place in the lyrics")
+    parser.add_argument("--phone-cues", action="store_true",
+                        help="with --word-cues: after each word's cue, cue each of its sung phones at the frame "
+                             "it starts in (needs the token corpus's phone times; lm.layout)")
     parser.add_argument("--init-from", help="start from this saved SongLM's weights (its config and text model; "
                                             "e.g. checkpoints/lm-tiny) instead of random ones")
     parser.add_argument("--steps", type=int, default=300, help="optimizer updates")
@@ -198,10 +202,14 @@ def load_initial_model(args: argparse.Namespace, info: dict) -> SongLM | None:
     return initial
 
 
+def song_has_phone_cues(song, text: TextTokenizer) -> bool:
+    return any(text.is_phone_cue(cue.text_ids) for section in song.sections for cue in section.cues)
+
+
 def build_loaders(args: argparse.Namespace, text: TextTokenizer, vocab: Vocabulary, config: LMConfig):
     """(train loader, validation loader or None)."""
     common = {"vocab": vocab, "val_fraction": args.val_fraction, "num_workers": args.num_workers,
-              "word_cues": config.word_cues}
+              "word_cues": config.word_cues, "phone_cues": config.phone_cues}
     train_split = "all" if args.val_data else "train"
     train = make_loader(args.data, text, args.batch_size, args.max_len, args.seed, train_split,
                         cond_dropout=config.cond_dropout, **common)
@@ -237,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                                             total_limit=2))
     set_seed(args.seed)  # the same initial weights on every process
     initial = load_initial_model(args, info)
-    config = replace(initial.config if initial else LM_CONFIGS[args.config], word_cues=args.word_cues)
+    if args.phone_cues and not args.word_cues:
+        raise SystemExit("error: --phone-cues needs --word-cues (a phone cue follows its word's cue)")
+    config = replace(initial.config if initial else LM_CONFIGS[args.config], word_cues=args.word_cues,
+                     phone_cues=args.phone_cues)
     if args.max_len > config.max_position_embeddings:
         raise SystemExit(f"error: --max-len {args.max_len} exceeds the {config.name} config's "
                          f"{config.max_position_embeddings} positions")
@@ -251,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     if config.word_cues and not any(s.cues for song in train_loader.dataset.songs for s in song.sections):
         raise SystemExit(f"error: --word-cues, but no record in {args.data} has word times (a token corpus "
                          "made before the words column, or songs without them in meta.json); tokenize again")
+    if config.phone_cues and not any(song_has_phone_cues(song, text) for song in train_loader.dataset.songs):
+        raise SystemExit(f"error: --phone-cues, but no record in {args.data} has phone times (a token corpus "
+                         "made before the words' phones, or songs without them in meta.json); tokenize again")
     check_run_identity(run_dir, {"config": config.to_dict(), "vocab": vocab.to_dict(),
                                  **({"init_from": str(args.init_from)} if initial else {})}, accelerator)
 

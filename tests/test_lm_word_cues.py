@@ -115,8 +115,8 @@ def test_checkpoints_from_before_the_word_marker_still_load():
 def test_frame_words_floor_onsets_sort_and_drop_what_was_not_tokenized():
     meta = [{"text": "b", "start": 0.079}, {"text": "a", "start": 0.0}, {"text": "late", "start": 4.0},
             {"text": " ", "start": 1.0}]
-    assert frame_words(meta, n_frames=100, frame_rate=25.0) == [{"text": "a", "start_frame": 0},
-                                                                 {"text": "b", "start_frame": 1}]
+    assert frame_words(meta, n_frames=100, frame_rate=25.0) == [{"text": "a", "start_frame": 0, "phones": []},
+                                                                 {"text": "b", "start_frame": 1, "phones": []}]
     assert frame_words(None, 10, 25.0) == []
     with pytest.raises(ValueError, match="word 0"):
         frame_words([{"text": "x", "start": -1}], 10, 25.0)

@@ -27,9 +27,12 @@ style                string                                      style prompt, `
 sections             list<struct<name: string, start_frame:      contiguous frame spans from 0 to n_frames;
                      int32, end_frame: int32, vocal: bool>>      ``name`` is a canonical tag
 words                list<struct<text: string, start_frame:      each sung word and the frame its singing
-                     int32>>                                     starts in (floor of onset × frame_rate), in
-                                                                 time order; empty when meta.json has no word
-                                                                 times (the LM's word cues need them)
+                     int32, phones: list<struct<phone:           starts in (floor of onset × frame_rate), in
+                     string, start_frame: int32>>>>              time order, with its sung phones (ARPAbet)
+                                                                 and the frame each starts in; empty when
+                                                                 meta.json has no word times (the LM's word
+                                                                 cues need them), ``phones`` empty when it has
+                                                                 no phone times (the LM's phone cues need them)
 source               string                                      ``"stems"`` or ``"mix"``
 ===================  ==========================================  ===============================================
 
@@ -73,6 +76,7 @@ from tqdm import tqdm
 from corpus.audio_io import atomic_write_json
 from corpus.reader import find_song_folders, read_song
 from lm.lyrics import INSTRUMENTAL_TAGS, LyricsError, canonical_tag, format_lyrics, parse_lyrics
+from lm.phonemes import arpabet_from_festival
 from tokenizer.config import DuoTokConfig
 
 FORMAT_VERSION = 1
@@ -84,7 +88,8 @@ INFO_NAME, ERRORS_NAME = "info.json", "errors.jsonl"
 
 SECTION_TYPE = pa.struct([("name", pa.string()), ("start_frame", pa.int32()), ("end_frame", pa.int32()),
                           ("vocal", pa.bool_())])
-WORD_TYPE = pa.struct([("text", pa.string()), ("start_frame", pa.int32())])
+PHONE_TYPE = pa.struct([("phone", pa.string()), ("start_frame", pa.int32())])
+WORD_TYPE = pa.struct([("text", pa.string()), ("start_frame", pa.int32()), ("phones", pa.list_(PHONE_TYPE))])
 SCHEMA = pa.schema([
     ("id", pa.string()),
     ("vocal", pa.list_(pa.int16())),
@@ -184,9 +189,10 @@ def frame_sections(meta_sections, n_frames: int, frame_rate: float, has_words: b
 
 def frame_words(meta_words, n_frames: int, frame_rate: float) -> list[dict]:
     """Sung words with the frame their singing starts in: meta.json's ``words`` (``text`` and ``start``
-    seconds) -> ``{"text", "start_frame"}`` in time order. The onset is floored, so the frame holds the
+    seconds) -> ``{"text", "start_frame", "phones"}`` in time order. The onset is floored, so the frame holds the
     word's first sound: the LM reads the word just before it sings it. Words starting at or after the last
-    frame are dropped (nothing of them was tokenized); a song without word times gives an empty list."""
+    frame are dropped (nothing of them was tokenized); a song without word times gives an empty list.
+    ``phones``: the word's sung phones from its ``syllables`` (``frame_phones``), empty when it has none."""
     if not meta_words:
         return []
     if not isinstance(meta_words, list):
@@ -200,8 +206,28 @@ def frame_words(meta_words, n_frames: int, frame_rate: float) -> list[dict]:
             raise ValueError(f"meta.json: word {index} must be an object with a text and a start >= 0 seconds")
         frame = int(np.floor(start * frame_rate))
         if text.strip() and frame < n_frames:
-            words.append({"text": text.strip(), "start_frame": frame})
+            phones = frame_phones(word.get("syllables"), frame, n_frames, frame_rate, f"word {index}")
+            words.append({"text": text.strip(), "start_frame": frame, "phones": phones})
     return sorted(words, key=lambda word: word["start_frame"])  # stable: same-frame words keep sung order
+
+
+def frame_phones(syllables, word_frame: int, n_frames: int, frame_rate: float, where: str) -> list[dict]:
+    """One word's sung phones (``syllables[*].phones[*]``: festival ``phone`` names and ``start`` seconds) ->
+    ``{"phone" (ARPAbet), "start_frame"}`` in sung order. Each start is floored like the word's, and kept from
+    the word's own frame on and never before the phone before it, so a word's phone cues follow its word cue;
+    pauses are dropped, and phones from the last frame on (nothing of them was tokenized)."""
+    phones, previous = [], word_frame
+    for syllable in syllables or []:
+        for phone in (syllable.get("phones") if isinstance(syllable, dict) else None) or []:
+            start = phone.get("start") if isinstance(phone, dict) else None
+            if isinstance(start, bool) or not isinstance(start, int | float) or not np.isfinite(start):
+                raise ValueError(f"meta.json: {where}: each phone needs a start in seconds, got {phone!r}")
+            name = arpabet_from_festival(phone.get("phone"))
+            frame = max(previous, int(np.floor(start * frame_rate)))
+            if name is not None and frame < n_frames:
+                phones.append({"phone": name, "start_frame": frame})
+                previous = frame
+    return phones
 
 
 def _token_list(indices, codebook_size: int, what: str) -> np.ndarray:
