@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,29 @@ def test_each_sung_line_is_timed_at_its_first_words_cue_and_saved_as_lrc(generat
     uncued = generator.redecode(older)
     assert uncued.manifest["lines"] == [] and "lyrics.lrc" not in save(uncued, tmp_path / "song")
     assert not (tmp_path / "song" / "lyrics.lrc").exists()  # the earlier song's times went with it
+
+
+def test_a_phone_cue_lm_cues_the_phones_but_the_decoder_and_the_lines_get_only_the_words(monkeypatch):
+    """With a phone-cue LM (here the shipped one told to place phone cues) each word's cue is followed by its
+    dictionary phones, while the vocal decoder and the timed lines still read the words alone."""
+    phones = SongGenerator(CHECKPOINTS)
+    phones.lm.config = replace(phones.lm.config, phone_cues=True)
+    given = []
+    decode = phones.tokenizer.decode
+    monkeypatch.setattr(phones.tokenizer, "decode",
+                        lambda tokens, steps=None, seed=0, words=None: given.append(words) or decode(
+                            tokens, steps=steps, seed=seed, words=words))
+    result = phones.generate(LYRICS, STYLE, duration=6, seed=11, options=FAST)
+    cues = [pieces for section in result.manifest["sections"] for _, pieces in section["cues"]]
+    hold = [[phones.lm.text.phone_piece(p)] for p in ("HH", "OW", "L", "D")]
+    assert cues[:5] == [phones.lm.word_pieces("hold")[0], *hold]
+    sung = ["hold", "me", "close", "tonight", "under", "city", "lights", "sing", "it", "loud", "sing", "it", "proud"]
+    assert [word for _, word in given[0]] == sung
+    assert [line["text"] for line in result.manifest["lines"] if line["text"]] == [
+        "hold me close tonight", "under city lights", "sing it loud", "sing it proud"]
+    # phones that would outnumber the section's frames are left out; the words are still cued
+    assert phones._cues("hold me close tonight", 30) == phones.lm.cue_pieces("hold me close tonight")
+    assert phones._cues("hold me close tonight", 10) == phones.lm.word_pieces("hold me close tonight")
 
 
 @pytest.mark.parametrize("level", [0.3, 0.8])  # 0.8 + 0.8 is louder than full scale: turned down as a whole
