@@ -21,7 +21,8 @@ returning ``.logits`` and ``.past_key_values``); nothing here knows ``lm.model.S
   also has a deadline (``cue_deadline``): by then it is cued without asking, so the words are never sung
   slower than evenly spread over their section. Without it the trained word-cue LM, sampling, cued a few words
   and then kept singing, leaving the rest to its section's last frames. A forced vocal (accompaniment for a
-  given vocal) still gets its cues: the choice there is between ``<word>`` and the forced code.
+  given vocal) still gets its cues: the choice there is between ``<word>`` and the forced code. A phone-cue LM's
+  requests list each word's phones after the word (``SongLM.cue_pieces``); here they are cues like any other.
 - Classifier-free guidance runs a second stream whose prompt has the style and lyric text removed
   (``lm.data.drop_condition``: same markers, no condition) and mixes log-probabilities as
   ``uncond + scale·(cond − uncond)``. At ``cfg_scale == 1`` that stream is skipped, so the result is exactly
