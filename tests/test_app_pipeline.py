@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +124,9 @@ def test_continue_a_manifest_keeps_its_tokens(generator, song):
 
 
 def test_continue_leaves_the_start_of_a_long_song_out_of_the_prompt(generator, song, monkeypatch):
-    # with a 450-token context the verse + chorus (about 320 tokens) and a 5 s bridge (about 260) do not both fit:
-    # the verse stays in the song but not in the LM's prompt
-    monkeypatch.setattr(generator, "context", 450)
+    # with a 600-token context the verse + chorus (about 440 tokens with their word and phone cues) and a 5 s
+    # bridge (about 280) do not all fit: the verse stays in the song but not in the LM's prompt
+    monkeypatch.setattr(generator, "context", 600)
     result = generator.generate("[bridge]\nnow we fly", "", duration=5, seed=5, mode="continue", options=FAST,
                                 manifest=song.manifest)
     check_audio(result, 150 + 125)
@@ -191,7 +190,8 @@ def test_the_vocal_decoder_is_given_the_cued_words_at_their_song_frames(generato
                         lambda tokens, steps=None, seed=0, words=None: given.append(words) or decode(
                             tokens, steps=steps, seed=seed, words=words))
     generator.redecode(song.manifest)
-    frames = [section["first_frame"] + frame for section in song.manifest["sections"] for frame, _ in section["cues"]]
+    frames = [section["first_frame"] + frame for section in song.manifest["sections"]
+              for frame, pieces in section["cues"] if not generator.lm.text.is_phone_cue(pieces)]
     sung = ["hold", "me", "close", "tonight", "under", "city", "lights", "sing", "it", "loud", "sing", "it", "proud"]
     assert given == [list(zip(frames, sung, strict=True))]
     broken = json.loads(json.dumps(song.manifest))
@@ -202,7 +202,8 @@ def test_the_vocal_decoder_is_given_the_cued_words_at_their_song_frames(generato
 
 def test_each_sung_line_is_timed_at_its_first_words_cue_and_saved_as_lrc(generator, song, tmp_path):
     sections = song.manifest["sections"]
-    starts = [[section["start_seconds"] + frame / 25 for frame, _ in section["cues"]] for section in sections]
+    starts = [[section["start_seconds"] + frame / 25 for frame, pieces in section["cues"]
+               if not generator.lm.text.is_phone_cue(pieces)] for section in sections]  # the words' cues
     assert song.manifest["lines"] == [
         {"seconds": round(starts[0][0], 2), "text": "hold me close tonight"},
         {"seconds": round(starts[0][4], 2), "text": "under city lights"},  # the verse's fifth word
@@ -224,27 +225,15 @@ def test_each_sung_line_is_timed_at_its_first_words_cue_and_saved_as_lrc(generat
     assert not (tmp_path / "song" / "lyrics.lrc").exists()  # the earlier song's times went with it
 
 
-def test_a_phone_cue_lm_cues_the_phones_but_the_decoder_and_the_lines_get_only_the_words(monkeypatch):
-    """With a phone-cue LM (here the shipped one told to place phone cues) each word's cue is followed by its
-    dictionary phones, while the vocal decoder and the timed lines still read the words alone."""
-    phones = SongGenerator(CHECKPOINTS)
-    phones.lm.config = replace(phones.lm.config, phone_cues=True)
-    given = []
-    decode = phones.tokenizer.decode
-    monkeypatch.setattr(phones.tokenizer, "decode",
-                        lambda tokens, steps=None, seed=0, words=None: given.append(words) or decode(
-                            tokens, steps=steps, seed=seed, words=words))
-    result = phones.generate(LYRICS, STYLE, duration=6, seed=11, options=FAST)
-    cues = [pieces for section in result.manifest["sections"] for _, pieces in section["cues"]]
-    hold = [[phones.lm.text.phone_piece(p)] for p in ("HH", "OW", "L", "D")]
-    assert cues[:5] == [phones.lm.word_pieces("hold")[0], *hold]
-    sung = ["hold", "me", "close", "tonight", "under", "city", "lights", "sing", "it", "loud", "sing", "it", "proud"]
-    assert [word for _, word in given[0]] == sung
-    assert [line["text"] for line in result.manifest["lines"] if line["text"]] == [
-        "hold me close tonight", "under city lights", "sing it loud", "sing it proud"]
-    # phones that would outnumber the section's frames are left out; the words are still cued
-    assert phones._cues("hold me close tonight", 30) == phones.lm.cue_pieces("hold me close tonight")
-    assert phones._cues("hold me close tonight", 10) == phones.lm.word_pieces("hold me close tonight")
+def test_the_shipped_phone_cue_lm_cues_each_word_then_its_phones(generator, song):
+    """Each word's cue is followed by its dictionary phones (the decoder and the timed lines read the words alone:
+    the two tests above); phones that would outnumber a section's frames are left out, the words still cued."""
+    assert generator.lm.config.phone_cues
+    cues = [pieces for section in song.manifest["sections"] for _, pieces in section["cues"]]
+    hold = [[generator.lm.text.phone_piece(p)] for p in ("HH", "OW", "L", "D")]
+    assert cues[:6] == [generator.lm.word_pieces("hold")[0], *hold, generator.lm.word_pieces("me")[0]]
+    assert generator._cues("hold me close tonight", 30) == generator.lm.cue_pieces("hold me close tonight")
+    assert generator._cues("hold me close tonight", 10) == generator.lm.word_pieces("hold me close tonight")
 
 
 @pytest.mark.parametrize("level", [0.3, 0.8])  # 0.8 + 0.8 is louder than full scale: turned down as a whole
