@@ -4,21 +4,16 @@ phone-cue LM is asked to place, and the training CLI (``--word-cues --phone-cues
 
 from __future__ import annotations
 
-import json
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-import torch
 
 from lm.data import TokenDataError, TokenDataset
 from lm.generate import GenerationOptions, SectionRequest, generate_song
-from lm.layout import Vocabulary, WordCue, build_sequence, revert_sequence, song_tokens_from_record
+from lm.layout import WordCue, build_sequence, revert_sequence, song_tokens_from_record
 from lm.model import LM_CONFIGS, LMConfig, SongLM
 from lm.phonemes import ARPABET, arpabet_from_festival, word_phones
 from lm.train import main as train_main
-from tests.test_lm_model import SCHEMA, TEST_CONFIG, write_corpus
-from tests.test_lm_word_cues import record_with_words
+from tests.test_lm_model import TEST_CONFIG
+from tests.test_lm_word_cues import record_with_words, save_start_lm, write_cued_corpus
 from tokenizer.tokenize_corpus import WORD_TYPE, frame_words
 
 # --- token corpus --------------------------------------------------------------------------------------------
@@ -52,7 +47,6 @@ def test_frame_words_give_each_word_its_phones_at_floored_frames_in_sung_order()
 @pytest.fixture(scope="module")
 def corpus_with_phones(tmp_path_factory):
     """Toy records whose words carry their CMUdict phones, one frame apart from the word's start on."""
-    folder = tmp_path_factory.mktemp("phones")
     records = []
     for index in range(6):
         record = record_with_words(index)
@@ -60,24 +54,12 @@ def corpus_with_phones(tmp_path_factory):
             word["phones"] = [{"phone": phone, "start_frame": word["start_frame"] + offset}
                               for offset, phone in enumerate(word_phones(word["text"]))]
         records.append(record)
-    schema = SCHEMA.append(pa.field("words", pa.list_(WORD_TYPE)))
-    write_corpus(folder, [])
-    pq.write_table(pa.Table.from_pylist(records, schema=schema), folder / "shard-0-0.parquet")
-    info = json.loads((folder / "info.json").read_text())
-    info.update(n_songs=len(records), n_frames=sum(r["n_frames"] for r in records), shards=["shard-0-0.parquet"])
-    (folder / "info.json").write_text(json.dumps(info))
-    return folder
+    return write_cued_corpus(tmp_path_factory.mktemp("phones"), records, WORD_TYPE)
 
 
 @pytest.fixture(scope="module")
 def start_lm(corpus_with_phones, tmp_path_factory):
-    from lm.data import corpus_texts
-    from lm.text import train_text_tokenizer
-
-    text = train_text_tokenizer(corpus_texts(corpus_with_phones), tmp_path_factory.mktemp("spm") / "spm.model", 300)
-    torch.manual_seed(0)
-    lm = SongLM.create(TEST_CONFIG, Vocabulary(text.vocab_size, 32, 32), text)
-    return lm.save_pretrained(tmp_path_factory.mktemp("lm") / "start")
+    return save_start_lm(corpus_with_phones, tmp_path_factory)
 
 
 def test_each_phone_has_a_piece_of_its_own_that_no_text_uses(start_lm):
@@ -165,13 +147,7 @@ def test_training_cli_fine_tunes_with_phone_cues(corpus_with_phones, start_lm, t
     assert trained.config.word_cues and trained.config.phone_cues
     with pytest.raises(SystemExit, match="--phone-cues needs --word-cues"):
         train_main(["--data", str(corpus_with_phones), "--phone-cues", "--run-dir", str(tmp_path / "r2"), *common])
-    words_only = write_corpus(tmp_path / "words", [])
-    records = [record_with_words(i) for i in range(3)]
-    pq.write_table(pa.Table.from_pylist(records, schema=SCHEMA.append(pa.field("words", pa.list_(WORD_TYPE)))),
-                   words_only / "shard-0-0.parquet")
-    info = json.loads((words_only / "info.json").read_text())
-    info.update(n_songs=3, n_frames=sum(r["n_frames"] for r in records), shards=["shard-0-0.parquet"])
-    (words_only / "info.json").write_text(json.dumps(info))
+    words_only = write_cued_corpus(tmp_path / "words", [record_with_words(i) for i in range(3)], WORD_TYPE)
     with pytest.raises(SystemExit, match=r"no record .* has phone times"):
         train_main(["--data", str(words_only), "--word-cues", "--phone-cues", "--run-dir", str(tmp_path / "r3"),
                     *common])

@@ -136,12 +136,10 @@ def record_with_words(index: int) -> dict:
     return {**record, "words": words}
 
 
-@pytest.fixture(scope="module")
-def cued_corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cued")
-    schema = SCHEMA.append(pa.field("words", pa.list_(WORD_TYPE)))
-    records = [record_with_words(i) for i in range(6)]
+def write_cued_corpus(folder, records: list[dict], word_type: pa.DataType = WORD_TYPE):
+    """A token folder of ``records`` with their ``words`` column (of ``word_type``)."""
     write_corpus(folder, [])
+    schema = SCHEMA.append(pa.field("words", pa.list_(word_type)))
     pq.write_table(pa.Table.from_pylist(records, schema=schema), folder / "shard-0-0.parquet")
     info = json.loads((folder / "info.json").read_text())
     info.update(n_songs=len(records), n_frames=sum(r["n_frames"] for r in records), shards=["shard-0-0.parquet"])
@@ -150,15 +148,25 @@ def cued_corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cued_lm(cued_corpus, tmp_path_factory):
-    """A randomly initialised test-size SongLM saved like a shipped one, to start fine-tuning from."""
+def cued_corpus(tmp_path_factory):
+    return write_cued_corpus(tmp_path_factory.mktemp("cued"), [record_with_words(i) for i in range(6)])
+
+
+def save_start_lm(corpus, tmp_path_factory):
+    """A randomly initialised test-size SongLM with a text model of ``corpus``, saved like a shipped one, to start
+    fine-tuning from."""
     from lm.data import corpus_texts
     from lm.text import train_text_tokenizer
 
-    text = train_text_tokenizer(corpus_texts(cued_corpus), tmp_path_factory.mktemp("spm") / "spm.model", 300)
+    text = train_text_tokenizer(corpus_texts(corpus), tmp_path_factory.mktemp("spm") / "spm.model", 300)
     torch.manual_seed(0)
     lm = SongLM.create(TEST_CONFIG, Vocabulary(text.vocab_size, 32, 32), text)
     return lm.save_pretrained(tmp_path_factory.mktemp("lm") / "start")
+
+
+@pytest.fixture(scope="module")
+def cued_lm(cued_corpus, tmp_path_factory):
+    return save_start_lm(cued_corpus, tmp_path_factory)
 
 
 def test_windows_with_cues_match_their_planned_length_and_keep_every_cue(cued_corpus, cued_lm):
