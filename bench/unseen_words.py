@@ -98,7 +98,7 @@ def score_lm(checkpoint: Path, tokens_dir: Path, songs_dir: Path, seen: set[str]
         song = song_tokens_from_record(  # with its word (and phone) cues, if any
             record, lm.text.encode, lm.text.encode_lyrics,
             word_to_ids=lm.text.encode_lyrics if lm.config.word_cues else None,
-            phone_to_ids=(lambda phone: (lm.text.phone_piece(phone),)) if lm.config.phone_cues else None)
+            phone_to_ids=lm.text.phone_cue if lm.config.phone_cues else None)
         groups = frame_groups(json.loads(meta_path.read_text()), len(record["vocal"]), seen)
         offset = 0
         for section in song.sections:

@@ -268,8 +268,8 @@ class TokenDataset(Dataset):
     def __init__(self, tokens_dir: str | Path, text_to_ids, max_len: int, *, vocab: Vocabulary | None = None,
                  split: str = "all", val_fraction: float = DEFAULT_VAL_FRACTION, cond_dropout: float = 0.0,
                  seed: int = 0, word_cues: bool = False, phone_cues: bool = False):
-        if phone_cues and not (word_cues and hasattr(text_to_ids, "phone_piece")):
-            raise TokenDataError("phone cues need word cues too and a TextTokenizer, whose phone_piece names them")
+        if phone_cues and not (word_cues and hasattr(text_to_ids, "phone_cue")):
+            raise TokenDataError("phone cues need word cues too and a TextTokenizer, whose phone_cue names them")
         if split not in SPLITS:
             raise TokenDataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if not 0.0 <= cond_dropout < 1.0:
@@ -307,7 +307,7 @@ class TokenDataset(Dataset):
             try:
                 song = song_tokens_from_record(
                     record, encode.style, encode.lyrics, word_to_ids=encode.lyrics if word_cues else None,
-                    phone_to_ids=(lambda phone: (text_to_ids.phone_piece(phone),)) if phone_cues else None)
+                    phone_to_ids=text_to_ids.phone_cue if phone_cues else None)
             except LayoutError as error:  # one odd record (e.g. lyrics that do not match its sections)
                 logger.warning("skipping record %s: %s", song_id, error)
                 self.skipped.append((song_id, str(error)))

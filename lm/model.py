@@ -182,7 +182,7 @@ class SongLM:
         for word, pieces in zip(text.split(), self.word_pieces(text), strict=True):
             cues.append(pieces)
             if self.config.phone_cues:
-                cues += [[self.text.phone_piece(phone)] for phone in word_phones(word) or []]
+                cues += [self.text.phone_cue(phone) for phone in word_phones(word) or []]
         return cues
 
     def is_word_cue(self, cue) -> bool:

@@ -129,6 +129,11 @@ class TextTokenizer:
             raise ValueError(f"{phone!r} is not an ARPAbet phone ({', '.join(ARPABET)})")
         return self._phone_pieces[phone]
 
+    def phone_cue(self, phone: str) -> list[int]:
+        """The pieces a phone cue writes after ``<word>``: ``[phone_piece(phone)]`` (what ``lm.layout``'s
+        ``phone_to_ids`` and ``SongLM.cue_pieces`` take)."""
+        return [self.phone_piece(phone)]
+
     def is_phone_cue(self, pieces: Sequence[int]) -> bool:
         """Whether a cue's pieces name a phone (one ``phone_piece``) rather than a word."""
         return len(pieces) == 1 and int(pieces[0]) in self._phone_ids
