@@ -544,13 +544,20 @@ class SongGenerator:
                 for track in ("vocal", "accomp")}
         return {"steps": steps, "steps_used": used, "seed": seed}
 
-    def _sung_words(self, song: SongTokens) -> list[tuple[int, str]]:
-        """Each word cue of the song as ``(frame in the song, word)``: what a lyric-aware vocal decoder reads.
-        A song without cues (an LM without them, an older manifest) gives none; phone cues are not words."""
+    def _sung_words(self, song: SongTokens) -> list[dict]:
+        """Each word cue of the song as ``{"start_frame" (in the song), "text", "phones"}``, ``phones`` being the
+        phone cues after it (``{"phone", "start_frame"}``; none from an LM without phone cues): what a lyric-aware
+        vocal decoder reads (``tokenizer.word_context``). A song without cues (an LM without them, an older
+        manifest) gives none."""
         words, first = [], 0
         for section in song.sections:
-            words += [(first + cue.frame, strip_phonemes(self.lm.text.decode(cue.text_ids)).strip())
-                      for cue in section.cues if self.lm.is_word_cue(cue)]
+            for cue in section.cues:
+                phone = self.lm.cued_phone(cue)
+                if phone is None:
+                    words.append({"start_frame": first + cue.frame, "phones": [],
+                                  "text": strip_phonemes(self.lm.text.decode(cue.text_ids)).strip()})
+                elif words:  # the layout puts a word's phone cues after its word cue
+                    words[-1]["phones"].append({"phone": phone, "start_frame": first + cue.frame})
             first += section.n_frames
         return words
 
@@ -575,7 +582,7 @@ class SongGenerator:
         return timed_lines(sections)
 
     def _decode(self, vocal: np.ndarray, accomp: np.ndarray, steps: int | None, seed: int, mode: str | None,
-                report: Progress, words: list[tuple[int, str]] | None = None, levels: dict | None = None
+                report: Progress, words: list[dict] | None = None, levels: dict | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Both token tracks -> (vocals, accompaniment, mix) through the decoders and the vocoder; a cappella
         songs keep only the vocals. ``words``: the sung words at their frames, for a lyric-aware vocal decoder;

@@ -16,7 +16,9 @@ Metrics, each per song and in total:
 Decoded conditions: ``decoder`` (the default flow steps), ``regression`` (steps 0: the decoder's regression
 estimate alone), ``floor`` (constant tokens) and ``vocoder`` (true mel). A lyric-aware vocal decoder
 (``word_phones`` in its config) is given the token corpus's sung words (``words`` column: each word and the frame
-it starts in, what the LM's word cues give in the app); ``--no-words`` measures it from the tokens alone.
+it starts in, what the LM's word cues give in the app; with its sung phones' start frames where the corpus has
+them, read by a decoder with ``phone_times`` as the phone cues are in the app); ``--no-words`` measures it from
+the tokens alone.
 
 ``python -m bench.decoder_reconstruction [--checkpoint checkpoints/duotok-tiny] [--songs data/corpus/validation]
 [--tokens data/tokens/validation] [--n 40]`` -> bench/results/decoder_reconstruction.{json,md}"""

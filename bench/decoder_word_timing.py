@@ -2,12 +2,16 @@
 decoded with the sung words given four ways, each judged by Whisper (line by line, as in
 ``bench.decoder_reconstruction``), pitch agreement and multi-scale mel L1.
 
-Word timings (``--timings``, all by default):
-- ``exact``: each word at the token frame the corpus says it starts in (what a token corpus gives);
-- ``even``: each section's words at the LM's cue deadlines (``lm.generate.cue_deadline``), i.e. spread evenly
-  over the section. In the app most word cues are forced at these deadlines (55-58% in the app_lyrics songs), so
-  this is the app's timing without the LM singing to it: the decoder's worst case;
-- ``shiftK``: every start moved by a shift drawn from -K..K token frames (seeded), clipped and kept in order;
+Word timings (``--timings``; all but ``words`` by default):
+- ``exact``: each word at the token frame the corpus says it starts in (what a token corpus gives), with its sung
+  phones at theirs where the corpus has them (read by a decoder with ``phone_times``);
+- ``words``: the exact word starts without the phones' times (what a phone-time decoder gets from a word-cue LM);
+- ``even``: each section's cues at the LM's cue deadlines (``lm.generate.cue_deadline``), i.e. spread evenly
+  over the section: the words' cues, and where the words have phones, each word's cue followed by one per phone,
+  as a phone-cue LM cues them. In the app most cues are forced at these deadlines (55-58% of the word cues in the
+  app_lyrics songs), so this is the app's timing without the LM singing to it: the decoder's worst case;
+- ``shiftK``: every word start moved by a shift drawn from -K..K token frames (seeded), clipped and kept in order;
+  no phone times;
 - ``none``: no words (the tokens alone; ``DuoTok.reconstruct`` and older manifests).
 
 Songs decode as the app decodes them: ``DuoTok.decode_mel`` (4 s windows, each with its slice of the whole
@@ -42,26 +46,36 @@ SAMPLES_PER_TOKEN = SAMPLE_RATE // 25  # 25 Hz tokens
 
 
 def timed_words(record: dict, timing: str, rng: np.random.Generator) -> list[dict] | None:
-    """The record's sung words (``{"text", "start_frame"}``) with the starts of ``timing`` (module docstring)."""
+    """The record's sung words (``{"text", "start_frame"[, "phones"]}``) with the starts of ``timing`` (module
+    docstring)."""
     words = [dict(word) for word in record["words"]]
     if timing == "exact":
         return words
     if timing == "none":
         return None
+    if timing == "words":
+        return [{"text": word["text"], "start_frame": word["start_frame"]} for word in words]
     if timing == "even":
         moved = []
         for section in record["sections"]:
             first, end = section["start_frame"], section["end_frame"]
             inside = [word for word in words if first <= word["start_frame"] < end]
-            moved += [{"text": word["text"], "start_frame": first + cue_deadline(k, len(inside), end - first)}
-                      for k, word in enumerate(inside)]
+            n_cues = sum(1 + len(word.get("phones") or []) for word in inside)
+            cue = 0
+            for word in inside:
+                frames = [first + cue_deadline(cue + k, n_cues, end - first)
+                          for k in range(1 + len(word.get("phones") or []))]
+                moved.append({"text": word["text"], "start_frame": frames[0],
+                              "phones": [{"phone": phone["phone"], "start_frame": frame}
+                                         for phone, frame in zip(word.get("phones") or [], frames[1:], strict=True)]})
+                cue += len(frames)
         return moved
     if timing.startswith("shift") and timing[5:].isdigit():
         bound = int(timing[5:])
         starts = sorted(min(max(word["start_frame"] + int(rng.integers(-bound, bound + 1)), 0), record["n_frames"] - 1)
                         for word in words)
         return [{"text": word["text"], "start_frame": start} for word, start in zip(words, starts, strict=True)]
-    raise ValueError(f"unknown word timing {timing!r}: exact, even, none or shiftK (K token frames)")
+    raise ValueError(f"unknown word timing {timing!r}: exact, words, even, none or shiftK (K token frames)")
 
 
 def measure(tok: DuoTok, records: list[dict], songs: Path, timing: str) -> dict:
@@ -124,9 +138,10 @@ def table(result: dict) -> str:
     lines = [f"# Vocal decoder and word timing ({result['machine']['date']})", "",
              f"Decoder `{result['decoder']}`, the true vocal tokens of the first {result['songs']} validation songs, "
              "regression estimate, windowed as `DuoTok.decode_mel`; Whisper tiny.en line by line (as "
-             "`bench.decoder_reconstruction`). Timings: exact = the corpus's word starts; even = each section's "
-             "words at the LM's cue deadlines (evenly spread); shiftK = each start moved by up to K token frames "
-             "(seed 0); none = no words.", "",
+             "`bench.decoder_reconstruction`). Timings: exact = the corpus's word starts (and its phones' starts, "
+             "read by a phone-time decoder); words = the word starts alone; even = each section's word (and phone) "
+             "cues at the LM's cue deadlines (evenly spread); shiftK = each word start moved by up to K token "
+             "frames (seed 0), no phone times; none = no words.", "",
              "| word timing | word errors / words | WER | pitch within 50 cents | multi-scale mel L1 |",
              "|---|---|---|---|---|"]
     lines += [f"| {row['timing']} | {row['errors']} / {row['words']} | {row['wer']:.3f} | {row['pitch']:.1%} | "

@@ -187,8 +187,13 @@ class SongLM:
 
     def is_word_cue(self, cue) -> bool:
         """Whether a cue (``lm.layout.WordCue`` or its pieces) names a word, not one of its phones."""
+        return self.cued_phone(cue) is None
+
+    def cued_phone(self, cue) -> str | None:
+        """The ARPAbet phone a cue (``lm.layout.WordCue`` or its pieces) of a phone-cue model names; None for a
+        word cue, and for every cue of a model without phone cues."""
         pieces = cue.text_ids if hasattr(cue, "text_ids") else cue
-        return not (self.config.phone_cues and self.text.is_phone_cue(pieces))
+        return self.text.cued_phone(pieces) if self.config.phone_cues else None
 
     def style_pieces(self, style: str) -> list[int]:
         """A style prompt -> raw sentencepiece pieces (not shifted), for ``lm.generate``'s ``style_ids``."""

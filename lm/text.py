@@ -136,11 +136,15 @@ class TextTokenizer:
 
     def is_phone_cue(self, pieces: Sequence[int]) -> bool:
         """Whether a cue's pieces name a phone (one ``phone_piece``) rather than a word."""
-        return len(pieces) == 1 and int(pieces[0]) in self._phone_ids
+        return self.cued_phone(pieces) is not None
+
+    def cued_phone(self, pieces: Sequence[int]) -> str | None:
+        """The ARPAbet phone a phone cue's pieces name, or None for a word cue."""
+        return self._phone_of_piece.get(int(pieces[0])) if len(pieces) == 1 else None
 
     @functools.cached_property
-    def _phone_ids(self) -> frozenset[int]:
-        return frozenset(self._phone_pieces.values())
+    def _phone_of_piece(self) -> dict[int, str]:
+        return {piece: phone for phone, piece in self._phone_pieces.items()}
 
     def decode(self, ids: Iterable[int]) -> str:
         ids = [int(i) for i in ids]

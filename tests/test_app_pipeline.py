@@ -182,18 +182,27 @@ def test_redecode_rebuilds_the_same_audio_from_a_saved_folder(generator, song, t
 
 
 def test_the_vocal_decoder_is_given_the_cued_words_at_their_song_frames(generator, song, monkeypatch):
-    """Generation and re-decoding hand the decoder the same words: each cue's word at its section's first frame
-    plus the cue's frame, in the lyric's order."""
+    """Generation and re-decoding hand the decoder the same words: each word cue's word at its section's first
+    frame plus the cue's frame, in the lyric's order, with the phone cues after it as that word's timed phones."""
     given = []
     decode = generator.tokenizer.decode
     monkeypatch.setattr(generator.tokenizer, "decode",
                         lambda tokens, steps=None, seed=0, words=None: given.append(words) or decode(
                             tokens, steps=steps, seed=seed, words=words))
     generator.redecode(song.manifest)
-    frames = [section["first_frame"] + frame for section in song.manifest["sections"]
-              for frame, pieces in section["cues"] if not generator.lm.text.is_phone_cue(pieces)]
+    expected = []
+    for section in song.manifest["sections"]:
+        for frame, pieces in section["cues"]:
+            phone = generator.lm.text.cued_phone(pieces)
+            if phone is None:
+                expected.append({"start_frame": section["first_frame"] + frame, "phones": []})
+            else:
+                expected[-1]["phones"].append({"phone": phone, "start_frame": section["first_frame"] + frame})
     sung = ["hold", "me", "close", "tonight", "under", "city", "lights", "sing", "it", "loud", "sing", "it", "proud"]
-    assert given == [list(zip(frames, sung, strict=True))]
+    for word, text in zip(expected, sung, strict=True):
+        word["text"] = text
+    assert given == [expected]
+    assert [phone["phone"] for phone in expected[0]["phones"]] == ["HH", "OW", "L", "D"]
     broken = json.loads(json.dumps(song.manifest))
     broken["sections"][0]["cues"][0][1] = [10**6]  # a word piece the LM's text model does not have
     with pytest.raises(InputError, match="word cue's text"):
@@ -226,8 +235,8 @@ def test_each_sung_line_is_timed_at_its_first_words_cue_and_saved_as_lrc(generat
 
 
 def test_the_shipped_phone_cue_lm_cues_each_word_then_its_phones(generator, song):
-    """Each word's cue is followed by its dictionary phones (the decoder and the timed lines read the words alone:
-    the two tests above); phones that would outnumber a section's frames are left out, the words still cued."""
+    """Each word's cue is followed by its dictionary phones (the timed lines read the words alone: the test
+    above); phones that would outnumber a section's frames are left out, the words still cued."""
     assert generator.lm.config.phone_cues
     cues = [pieces for section in song.manifest["sections"] for _, pieces in section["cues"]]
     hold = [[generator.lm.text.phone_piece(p)] for p in ("HH", "OW", "L", "D")]

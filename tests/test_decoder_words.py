@@ -18,11 +18,11 @@ from tokenizer.duotok import DuoTok, TrackTokens
 from tokenizer.model import DuoTokModel
 from tokenizer.train import main as train_main
 from tokenizer.vocoder import Vocoder
-from tokenizer.word_context import PHONE_IDS, word_context, word_starts
+from tokenizer.word_context import PHONE_IDS, SungWord, word_context, word_starts
 
 
 def test_word_context_marks_each_frame_with_its_words_phones_and_age():
-    phones, since = word_context([{"start_frame": 2, "text": "hold"}, (5, "Me,")], n_tokens=8, frames_per_token=2,
+    phones, since, *_ = word_context([{"start_frame": 2, "text": "hold"}, (5, "Me,")], n_tokens=8, frames_per_token=2,
                                  max_phones=3, max_since=4)
     assert phones.shape == (16, 3) and since.shape == (16,)
     hold = [PHONE_IDS[p] for p in ("HH", "OW", "L")]  # "hold" is HH OW L D: cut at max_phones
@@ -34,11 +34,11 @@ def test_word_context_marks_each_frame_with_its_words_phones_and_age():
 
 
 def test_word_context_of_unknown_words_and_unsorted_input():
-    phones, since = word_context([(3, "hello"), (0, "zzxqv")], n_tokens=4, frames_per_token=1, max_phones=6,
+    phones, since, *_ = word_context([(3, "hello"), (0, "zzxqv")], n_tokens=4, frames_per_token=1, max_phones=6,
                                  max_since=10)
     assert (phones[:3] == 0).all() and since[:3].tolist() == [1, 2, 3]  # a word CMUdict lacks: age, no phones
     assert (phones[3, :4] > 0).all()
-    assert word_starts([(3, "b"), (1, "a")]) == [(1, "a"), (3, "b")]
+    assert word_starts([(3, "b"), (1, "a")]) == [SungWord(1, "a"), SungWord(3, "b")]
 
 
 @pytest.mark.parametrize("words, match", [
@@ -149,7 +149,7 @@ def test_windowed_decoding_gives_each_window_its_slice_of_the_songs_words(monkey
 
     monkeypatch.setattr(vocal, "generate", spy)
     tok.decode_mel(np.arange(n) % K, "vocal", steps=0, words=words)
-    phones, since = vocal.word_context(words, n)
+    phones, since, *_ = vocal.word_context(words, n)
     starts = [0, 80, 81]  # windows of 100 tokens overlapping by 20, the last aligned to the end
     for row, start in enumerate(starts):
         torch.testing.assert_close(seen[0][0][row], phones[2 * start: 2 * start + 200])
@@ -163,10 +163,13 @@ def test_windowed_decoding_gives_each_window_its_slice_of_the_songs_words(monkey
 def test_cache_keeps_words_through_save_and_load(tmp_path):
     cache = TrackCache([np.arange(30, dtype=np.int16), np.arange(40, dtype=np.int16)],
                        [np.zeros((60, 100), np.float16), np.ones((80, 100), np.float16)], ["a", "b"],
-                       [[(0, "sing"), (12, "it")], []])
+                       [[{"start_frame": 0, "text": "sing", "phones": [{"phone": "S", "start_frame": 0},
+                                                                        {"phone": "IH", "start_frame": 1}]},
+                         (12, "it")], []])
     cache.save(tmp_path / "cache.npz")
     loaded = TrackCache.load(tmp_path / "cache.npz")
-    assert loaded.words == [[(0, "sing"), (12, "it")], []] and loaded.has_words
+    assert loaded.words == [[SungWord(0, "sing", (("S", 0), ("IH", 1))), SungWord(12, "it")], []]
+    assert loaded.has_words and loaded.has_phone_times
     _, model = lyric_decoder()
     loaded.use_words_of(model)
     crops = loaded.batch(3, 30, torch.Generator().manual_seed(0))
@@ -177,15 +180,15 @@ def test_cache_keeps_words_through_save_and_load(tmp_path):
 
 
 def test_jittered_word_starts_stay_in_order_near_the_true_starts_and_sometimes_exact():
-    words = [(0, "we"), (3, "walked"), (4, "along"), (20, "the"), (28, "river")]
+    words = word_starts([(0, "we"), (3, "walked"), (4, "along"), (20, "the"), (28, "river")])
     generator = torch.Generator().manual_seed(0)
     exact = moved = 0
     for _ in range(200):
         jittered = jitter_word_starts(words, 30, 3, generator)
-        assert [text for _, text in jittered] == [text for _, text in words]
-        starts = [frame for frame, _ in jittered]
+        assert [word.text for word in jittered] == [word.text for word in words]
+        starts = [word.start_frame for word in jittered]
         assert starts == sorted(starts) and starts[0] >= 0 and starts[-1] <= 29
-        assert all(abs(new - old) <= 3 for new, (old, _) in zip(starts, words, strict=True))
+        assert all(abs(new - old.start_frame) <= 3 for new, old in zip(starts, words, strict=True))
         exact += jittered == words
         moved += jittered != words
     assert exact > 20 and moved > 100  # a bound of 0 is drawn about one call in four
@@ -255,8 +258,9 @@ def test_word_attention_equals_attention_over_the_built_keys():
         for parameter in attention.parameters():
             parameter.normal_(std=0.3)
     x = torch.randn(2, 30, attention.query.in_features)
-    phones, since = model.word_context([(0, "hello"), (4, "organizing"), (9, "zzqx")], 15)
+    phones, since, current, phone_since = model.word_context([(0, "hello"), (4, "organizing"), (9, "zzqx")], 15)
     phones, since = phones[None].expand(2, -1, -1), since[None].expand(2, -1)
+    current, phone_since = current[None].expand(2, -1), phone_since[None].expand(2, -1)
     keys = attention.phone(phones) + attention.position.weight[: phones.shape[-1]]
     keys = torch.cat([attention.nothing.expand(2, 30, 1, -1), keys], dim=2)
     present = torch.cat([torch.ones_like(phones[..., :1], dtype=torch.bool), phones > 0], dim=2)
@@ -264,6 +268,132 @@ def test_word_attention_equals_attention_over_the_built_keys():
     scores = torch.einsum("bfd,bfkd->bfk", query, keys) / math.sqrt(x.shape[-1])
     weights = scores.masked_fill(~present, float("-inf")).softmax(dim=-1)
     expected = torch.einsum("bfk,bfkd->bfd", weights, attention.value(keys))
-    out, picked = attention(x, phones, since)
+    out, picked = attention(x, phones, since, current, phone_since)
     torch.testing.assert_close(picked, expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(out, x + attention.out(expected), rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ phone times
+
+HOLD_ME = [{"start_frame": 2, "text": "hold", "phones": [{"phone": "HH", "start_frame": 2},
+                                                          {"phone": "OW", "start_frame": 2},
+                                                          {"phone": "L", "start_frame": 4},
+                                                          {"phone": "D", "start_frame": 9}]},
+           {"start_frame": 6, "text": "me", "phones": [{"phone": "M", "start_frame": 6},
+                                                       {"phone": "IY", "start_frame": 7}]}]
+
+
+def test_phone_times_name_the_phone_being_sung_and_its_age():
+    phones, since, current, phone_since = word_context(HOLD_ME, n_tokens=9, frames_per_token=2, max_phones=4,
+                                                       max_since=5, phone_times=True)
+    assert (phones[4:12] == [PHONE_IDS[p] for p in ("HH", "OW", "L", "D")]).all()
+    # HH and OW start in one token frame: HH gets mel frame 4, OW the next; L starts at token 4 = mel 8;
+    # D is cued after "me" starts, so it is never the phone being sung
+    assert current[:12].tolist() == [0, 0, 0, 0, 1, 2, 2, 2, 3, 3, 3, 3]
+    assert phone_since[4:12].tolist() == [1, 1, 2, 3, 1, 2, 3, 4]
+    assert current[12:].tolist() == [1, 1, 2, 2, 2, 2] and phone_since[14:].tolist() == [1, 2, 3, 4]
+    assert since[12:].tolist() == [1, 2, 3, 4, 4, 4]
+    # without phone_times the same words give the word-only context: CMUdict keys, nothing timed
+    plain = word_context(HOLD_ME, 9, 2, 4, 5)
+    assert (plain.phones == phones).all() and (plain.since == since).all()
+    assert not plain.current.any() and not plain.phone_since.any()
+
+
+def test_timed_phones_are_the_keys_even_where_cmudict_differs():
+    words = [{"start_frame": 0, "text": "the", "phones": [{"phone": "DH", "start_frame": 0},
+                                                         {"phone": "IY", "start_frame": 1}]}]
+    timed = word_context(words, 3, 1, 4, 8, phone_times=True)
+    assert timed.phones[0].tolist() == [PHONE_IDS["DH"], PHONE_IDS["IY"], 0, 0]
+    assert word_context(words, 3, 1, 4, 8).phones[0, 1] == PHONE_IDS["AH"]  # CMUdict: DH AH
+    assert timed.current.tolist() == [1, 2, 2]
+
+
+@pytest.mark.parametrize("phones, match", [
+    ([{"phone": "XX", "start_frame": 0}], "ARPAbet phone"),
+    ([{"phone": "AH", "start_frame": -2}], "start frame >= 0"),
+    ([("AH",)], "phone 0"),
+])
+def test_bad_phone_times_get_clear_errors(phones, match):
+    with pytest.raises(ValueError, match=match):
+        word_context([{"start_frame": 0, "text": "a", "phones": phones}], 4, 2, 4, 8, phone_times=True)
+
+
+def phone_time_decoder(seed: int):
+    _, words_only = lyric_decoder(seed)
+    with torch.no_grad():
+        words_only.words.out.weight.normal_(std=0.1)
+    return words_only, with_config_updates(words_only, {"phone_times": True}).eval()
+
+
+def test_phone_times_start_as_the_words_only_decoder_then_change_the_mel():
+    words_only, model = phone_time_decoder(11)
+    indices = torch.randint(0, K, (2, 9))
+    timed = tuple(part[None].expand(2, *part.shape) for part in model.word_context(HOLD_ME, 9))
+    assert timed[2].any()
+    untimed = tuple(part[None].expand(2, *part.shape) for part in words_only.word_context(HOLD_ME, 9))
+    torch.testing.assert_close(model.generate(indices, steps=0, words=timed),
+                               words_only.generate(indices, steps=0, words=untimed))
+    model.train().losses(indices, torch.randn(2, 18, 100), words=timed)["loss"].backward()
+    assert model.words.current.weight.grad.abs().sum() > 0 and model.words.phone_since.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.words.current.weight.normal_(std=1.0)
+    model.eval()
+    shifted = [dict(word, phones=[dict(p, start_frame=word["start_frame"]) for p in word["phones"]])
+               for word in HOLD_ME]  # every phone at its word's start: a different timing
+    other = tuple(part[None].expand(2, *part.shape) for part in model.word_context(shifted, 9))
+    assert not torch.allclose(model.generate(indices, steps=0, words=timed),
+                              model.generate(indices, steps=0, words=other))
+
+
+def test_phone_times_dropout_hides_the_times_from_training_crops():
+    _, model = phone_time_decoder(12)
+    model.config.word_dropout, model.config.phone_times_dropout = 0.0, 1.0
+    with torch.no_grad():
+        model.words.current.weight.normal_(std=1.0)
+    indices, mel = torch.randint(0, K, (2, 9)), torch.randn(2, 18, 100)
+    timed = tuple(part[None].expand(2, *part.shape) for part in model.word_context(HOLD_ME, 9))
+    untimed = (*timed[:2], torch.zeros_like(timed[2]), torch.zeros_like(timed[3]))
+    model.train()
+    got = model.losses(indices, mel, torch.Generator().manual_seed(0), timed)["prior"]
+    want = model.losses(indices, mel, torch.Generator().manual_seed(0), untimed)["prior"]
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="phone_times needs"):
+        with_config_updates(small_decoder("vocal"), {"phone_times": True})
+    with pytest.raises(ValueError, match="phone_times_dropout"):
+        with_config_updates(model, {"phone_times_dropout": 2.0})
+
+
+def test_jittered_words_carry_their_phones_along():
+    words = word_starts(HOLD_ME)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        for old, new in zip(words, jitter_word_starts(words, 9, 3, generator), strict=True):
+            assert [name for name, _ in new.phones] == [name for name, _ in old.phones]
+            assert all(frame >= new.start_frame for _, frame in new.phones)
+            gaps = [frame - old.start_frame for _, frame in old.phones]
+            assert [max(frame - new.start_frame, 0) for _, frame in new.phones] == [max(g, 0) for g in gaps]
+
+
+def test_training_cli_reads_the_corpus_phone_times(tmp_path):
+    from tokenizer.tokenize_corpus import iter_records
+
+    songs = two_song_token_corpus(tmp_path, 24)
+    assert any(word["phones"] for record in iter_records(tmp_path / "tokens") for word in record["words"])
+    args = ["--stage", "decoder", "--track", "vocal", "--data", str(songs), "--tokens", str(tmp_path / "tokens"),
+            "--tokenizer", str(tmp_path / "duotok"), "--batch-size", "2", "--crop-tokens", "20", "--dim", "32",
+            "--ffn-dim", "64", "--n-heads", "2", "--encoder-layers", "1", "--dit-layers", "1", "--conv-layers", "1",
+            "--config-updates", '{"word_phones": 5, "phone_times": true, "word_dropout": 0, "phone_times_dropout": 0}',
+            "--steps", "3"]
+    # three steps: the first runs at the warm-up's lr 0 and the second moves the zero-initialised output layer, so
+    # only the third can move the (also zero-initialised) phone-time embeddings
+    assert train_main([*args, "--run-dir", str(tmp_path / "run")]) == 0
+    assert TrackCache.load(tmp_path / "run" / "decoder-vocal" / "cache.npz").has_phone_times
+    trained = load_decoder(tmp_path / "run" / "decoder-vocal" / "final")
+    assert trained.config.phone_times and trained.words.current.weight.abs().sum() > 0
+    # a cache whose words lack phone times (tokens made before phones were kept) is refused with the way out
+    cache = TrackCache.load(tmp_path / "run" / "decoder-vocal" / "cache.npz")
+    (tmp_path / "old" / "decoder-vocal").mkdir(parents=True)
+    TrackCache(cache.indices, cache.mels, cache.ids, [[(w.start_frame, w.text) for w in song] for song in cache.words],
+               cache.phone_labels).save(tmp_path / "old" / "decoder-vocal" / "cache.npz")
+    with pytest.raises(SystemExit, match="holds no phone times"):
+        train_main([*args, "--run-dir", str(tmp_path / "old")])

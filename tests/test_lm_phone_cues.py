@@ -67,6 +67,7 @@ def test_each_phone_has_a_piece_of_its_own_that_no_text_uses(start_lm):
     pieces = [text.phone_piece(phone) for phone in ARPABET]
     assert len(set(pieces)) == len(ARPABET)
     assert all(text.is_phone_cue([piece]) for piece in pieces)
+    assert [text.cued_phone([piece]) for piece in pieces] == list(ARPABET)  # read back, e.g. for the decoder
     lyric = text.encode("love the night, heart of gold! Ünïcode 🎵")
     assert not set(lyric) & set(pieces) and not text.is_phone_cue(text.encode("sky")[:1] * 2)
     with pytest.raises(ValueError, match="not an ARPAbet phone"):
@@ -123,11 +124,13 @@ def test_a_dataset_refuses_phone_cues_without_word_cues(corpus_with_phones, star
 def test_a_phone_cue_lm_cues_each_word_then_its_dictionary_phones(start_lm):
     lm = SongLM.from_pretrained(start_lm)
     assert lm.cue_pieces("love zzqx") == lm.word_pieces("love zzqx")  # a plain word-cue LM: the words only
+    assert lm.cued_phone([lm.text.phone_piece("L")]) is None  # its cues are all words
     lm.config = LMConfig(**{**lm.config.to_dict(), "word_cues": True, "phone_cues": True})
     cues = lm.cue_pieces(["love", "zzqx"])
     love = [[lm.text.phone_piece(p)] for p in ("L", "AH", "V")]
     assert cues == [lm.word_pieces("love")[0], *love, lm.word_pieces("zzqx")[0]]  # an unknown word: no phones
     assert [lm.is_word_cue(cue) for cue in cues] == [True, False, False, False, True]
+    assert [lm.cued_phone(cue) for cue in cues] == [None, "L", "AH", "V", None]
     song = generate_song(lm.model, lm.vocab, [], [SectionRequest("verse", lm.lyric_pieces("love zzqx"), 12,
                                                                  words=cues)], GenerationOptions(seed=0))
     assert [list(cue.text_ids) for cue in song.sections[0].cues] == cues

@@ -35,7 +35,7 @@ from tokenizer.checkpoint import load_component, rebuild_with_config_updates, sa
 from tokenizer.config import DictConfig
 from tokenizer.phones import N_PHONES
 from tokenizer.vocoder import ConvNeXtBlock
-from tokenizer.word_context import N_PHONE_IDS, word_context
+from tokenizer.word_context import N_PHONE_IDS, WordContext, word_context
 
 KIND = "decoder"
 TRACKS = ("vocal", "accomp")
@@ -79,6 +79,12 @@ class DecoderConfig(DictConfig):
     # exact starts lost most of its word gain when given evenly spread starts (bench.decoder_word_timing: 278 word
     # errors of 380 exact, 311 even, 319 without words). 0: exact starts, as the corpus gives them.
     word_jitter: int = 0
+    # Phone times (tokenizer.word_context): each frame is also told which phone of its word is being sung and since
+    # when, from the phone cues' frames (the corpus's sung phones in training). Its query embeddings start at zero,
+    # so turning this on for a trained decoder starts from that decoder's exact output. ``phone_times_dropout``:
+    # share of training crops shown their words without the times, so words without phone cues still decode.
+    phone_times: bool = False
+    phone_times_dropout: float = 0.2
 
     def __post_init__(self):
         if self.track not in TRACKS:
@@ -90,6 +96,10 @@ class DecoderConfig(DictConfig):
             raise ValueError(f"word_phones must be >= 0, word_since >= 2, word_dropout in [0, 1], word_phone_loss "
                              f">= 0 and word_jitter >= 0; got {self.word_phones}, {self.word_since}, "
                              f"{self.word_dropout}, {self.word_phone_loss}, {self.word_jitter}")
+        if self.phone_times and not self.word_phones:
+            raise ValueError("phone_times needs a lyric-aware decoder (word_phones > 0)")
+        if not 0.0 <= self.phone_times_dropout <= 1.0:
+            raise ValueError(f"phone_times_dropout must be in [0, 1], got {self.phone_times_dropout}")
 
 
 
@@ -151,9 +161,12 @@ class WordPhoneAttention(nn.Module):
     learned "nothing" key): the query is the frame's features plus the word's age at that frame, the keys the
     phones plus their position in the word. The output layer starts at zero, so adding this to a trained
     decoder leaves its output unchanged until training moves it. ``phone_head`` names the phone from what a
-    frame picked, for the alignment loss (``DecoderConfig.word_phone_loss``)."""
+    frame picked, for the alignment loss (``DecoderConfig.word_phone_loss``). With ``phone_times`` the query also
+    gets embeddings of which phone is being sung (its position, 0: unknown) and of its age; both start at zero,
+    so they too leave a trained decoder's output unchanged until training moves them."""
 
-    def __init__(self, dim: int, max_phones: int, max_since: int, with_phone_head: bool = False):
+    def __init__(self, dim: int, max_phones: int, max_since: int, with_phone_head: bool = False,
+                 phone_times: bool = False):
         super().__init__()
         self.phone = nn.Embedding(N_PHONE_IDS, dim)
         self.position = nn.Embedding(max_phones, dim)
@@ -165,16 +178,24 @@ class WordPhoneAttention(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.phone_head = nn.Linear(dim, N_PHONES) if with_phone_head else None
+        self.current = self.phone_since = None
+        if phone_times:
+            self.current = nn.Embedding(max_phones + 1, dim)
+            self.phone_since = nn.Embedding(max_since, dim)
+            nn.init.zeros_(self.current.weight)
+            nn.init.zeros_(self.phone_since.weight)
 
-    def forward(self, x: torch.Tensor, phones: torch.Tensor, since: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, F, dim]``, ``phones [B, F, P]`` (0 pads), ``since [B, F]`` -> (``x`` plus the picked phones,
-        what each frame picked ``[B, F, dim]``)."""
+    def forward(self, x: torch.Tensor, phones: torch.Tensor, since: torch.Tensor, current: torch.Tensor,
+                phone_since: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, F, dim]``, the batched ``WordContext`` (``phones [B, F, P]``, 0 pads; ``since``, ``current``,
+        ``phone_since`` ``[B, F]``) -> (``x`` plus the picked phones, what each frame picked ``[B, F, dim]``)."""
         # A key is a phone embedding plus a position embedding (or the "nothing" key), and every map applied to
         # it is linear, so scores and values are sums of per-phone and per-position terms: computed on the small
         # tables and gathered, no [B, F, P, dim] tensor is ever built (it took ~120 MB on a 30 s song).
         p = phones.shape[-1]
         query = self.query(x) + self.since(since)
+        if self.current is not None:
+            query = query + self.current(current) + self.phone_since(phone_since)
         scale = math.sqrt(x.shape[-1])
         phone_scores = (query @ self.phone.weight.T).gather(-1, phones)  # [B, F, P]
         scores = torch.cat([query @ self.nothing[:, None], phone_scores + query @ self.position.weight[:p].T],
@@ -212,8 +233,8 @@ class TrackDecoder(nn.Module):
         self.code_in = nn.Linear(config.code_dim, dim)
         self.convs = nn.ModuleList(ConvNeXtBlock(dim, 3 * dim, config.kernel_size, 1.0 / max(1, config.conv_layers))
                                    for _ in range(config.conv_layers))
-        self.words = (WordPhoneAttention(dim, config.word_phones, config.word_since, config.word_phone_loss > 0)
-                      if config.word_phones else None)
+        self.words = (WordPhoneAttention(dim, config.word_phones, config.word_since, config.word_phone_loss > 0,
+                                         config.phone_times) if config.word_phones else None)
         self.encoder = nn.ModuleList(TransformerBlock(dim, config.n_heads, config.ffn_dim)
                                      for _ in range(config.encoder_layers))
         self.encoder_norm = nn.LayerNorm(dim, eps=1e-6)
@@ -246,37 +267,41 @@ class TrackDecoder(nn.Module):
         return indices.long()
 
     # ---------------------------------------------------------------------------------------- network
-    def word_context(self, words, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(phones [2T, P], since [2T])`` of one song's sung words (``tokenizer.word_context``: ``{"start_frame",
-        "text"}`` dicts or ``(frame, text)`` pairs at the token rate), or None for a decoder that reads no words."""
+    def word_context(self, words, n_tokens: int) -> WordContext | None:
+        """The ``WordContext`` tensors (``phones [2T, P]``, ``since``, ``current``, ``phone_since [2T]``) of one
+        song's sung words (``tokenizer.word_context.word_starts``: ``{"start_frame", "text"[, "phones"]}`` dicts or
+        ``(frame, text)`` pairs at the token rate), or None for a decoder that reads no words. Phone times are
+        read only by a decoder with ``phone_times``."""
         if not self.config.word_phones:
             return None
-        phones, since = word_context(words, n_tokens, self.config.frames_per_token, self.config.word_phones,
-                                     self.config.word_since)
-        device = self.code_table.device
-        return torch.from_numpy(phones).to(device), torch.from_numpy(since).to(device)
+        context = word_context(words, n_tokens, self.config.frames_per_token, self.config.word_phones,
+                               self.config.word_since, self.config.phone_times)
+        return WordContext(*(torch.from_numpy(part).to(self.code_table.device) for part in context))
 
-    def check_words(self, words: tuple[torch.Tensor, torch.Tensor] | None, indices: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Batched word context ``(phones [B, 2T, P], since [B, 2T])`` for ``indices [B, T]``; None is "no words"
-        (all frames before any word), which a word-reading decoder also handles."""
+    def check_words(self, words: WordContext | None, indices: torch.Tensor) -> WordContext | None:
+        """Batched word context (``phones [B, 2T, P]``, the rest ``[B, 2T]``) for ``indices [B, T]``; None is "no
+        words" (all frames before any word), which a word-reading decoder also handles."""
         if self.words is None:
             if words is not None:
                 raise ValueError("this decoder reads no words (config word_phones 0); decode without words")
             return None
-        frames = indices.shape[1] * self.config.frames_per_token
+        batch, frames = indices.shape[0], indices.shape[1] * self.config.frames_per_token
         if words is None:
-            return (torch.zeros(indices.shape[0], frames, self.config.word_phones, dtype=torch.long,
-                                device=indices.device),
-                    torch.zeros(indices.shape[0], frames, dtype=torch.long, device=indices.device))
-        phones, since = words
-        if phones.shape != (indices.shape[0], frames, self.config.word_phones) or since.shape != phones.shape[:2]:
-            raise ValueError(f"word context must be phones [{indices.shape[0]}, {frames}, {self.config.word_phones}] "
-                             f"and since [{indices.shape[0]}, {frames}], got {tuple(phones.shape)} and "
-                             f"{tuple(since.shape)}")
-        return phones.long(), since.long().clamp(0, self.config.word_since - 1)
+            zeros = torch.zeros(batch, frames, dtype=torch.long, device=indices.device)
+            return WordContext(zeros[..., None].expand(-1, -1, self.config.word_phones), zeros, zeros, zeros)
+        if len(words) != len(WordContext._fields):
+            raise ValueError(f"word context must have the parts {WordContext._fields}, got {len(words)} parts")
+        phones, *per_frame = words
+        if phones.shape != (batch, frames, self.config.word_phones) or any(
+                part.shape != phones.shape[:2] for part in per_frame):
+            raise ValueError(f"word context must be phones [{batch}, {frames}, {self.config.word_phones}] and "
+                             f"per-frame parts [{batch}, {frames}], got {[tuple(part.shape) for part in words]}")
+        since, current, phone_since = (part.long() for part in per_frame)
+        top = self.config.word_since - 1
+        return WordContext(phones.long(), since.clamp(0, top), current.clamp(0, self.config.word_phones),
+                           phone_since.clamp(0, top))
 
-    def encode(self, indices: torch.Tensor, words: tuple[torch.Tensor, torch.Tensor] | None = None,
+    def encode(self, indices: torch.Tensor, words: WordContext | None = None,
                picked: list | None = None) -> torch.Tensor:
         """``indices [B, T] -> features h [B, 2T, dim]`` at the mel frame rate; ``words``: the batched word
         context of a word-reading decoder (``check_words``); ``picked``: a list that receives what each frame
@@ -319,14 +344,14 @@ class TrackDecoder(nn.Module):
 
     # --------------------------------------------------------------------------------------- training
     def forward(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None,
-                words: tuple[torch.Tensor, torch.Tensor] | None = None, phone_labels: torch.Tensor | None = None
+                words: WordContext | None = None, phone_labels: torch.Tensor | None = None
                 ) -> dict[str, torch.Tensor]:
         """The training forward is :meth:`losses`: trainers call ``model(indices, mel)`` through their DDP
         wrapper, which only all-reduces gradients of calls that go through it."""
         return self.losses(indices, mel, generator, words, phone_labels)
 
     def losses(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None,
-               words: tuple[torch.Tensor, torch.Tensor] | None = None, phone_labels: torch.Tensor | None = None
+               words: WordContext | None = None, phone_labels: torch.Tensor | None = None
                ) -> dict[str, torch.Tensor]:
         """``indices [B, T]``, target log-mel ``mel [B, 2T, n_mels]`` -> ``{"prior", "flow", "loss"}``.
         The prior is trained with L1 (sharper than L2 on mels); the flow regresses the velocity from the
@@ -343,7 +368,11 @@ class TrackDecoder(nn.Module):
         shown = torch.ones(indices.shape[0], dtype=torch.bool, device=mel.device)
         if words is not None and self.training and self.config.word_dropout > 0:
             shown = torch.rand(indices.shape[0], generator=generator).to(mel.device) >= self.config.word_dropout
-            words = (words[0] * shown[:, None, None], words[1] * shown[:, None])
+            words = WordContext(words[0] * shown[:, None, None], *(part * shown[:, None] for part in words[1:]))
+        if words is not None and self.training and self.config.phone_times and self.config.phone_times_dropout > 0:
+            timed = (torch.rand(indices.shape[0], generator=generator).to(mel.device)
+                     >= self.config.phone_times_dropout)[:, None]
+            words = WordContext(words[0], words[1], words[2] * timed, words[3] * timed)
         picked: list[torch.Tensor] = []
         h = self.encode(indices, words, picked)
         prior = self.prior(h)
@@ -371,7 +400,7 @@ class TrackDecoder(nn.Module):
     @torch.no_grad()
     def generate(self, indices: torch.Tensor, steps: int | None = None, seed: int = 0,
                  noise: torch.Tensor | None = None, temperature: float = 1.0,
-                 words: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                 words: WordContext | None = None) -> torch.Tensor:
         """``indices [B, T] -> log-mel [B, 2T, n_mels]``. ``steps=0``: the regression estimate; otherwise
         ``steps`` Euler steps of the flow from ``prior + temperature·prior_noise·noise``, the noise drawn from
         ``seed`` unless given (``[B, 2T, n_mels]``, e.g. a slice of one song-long draw). ``words``: the batched

@@ -43,7 +43,7 @@ from tokenizer.training import (
     warmup_cosine,
 )
 from tokenizer.vocoder import LatentMel, get_vocoder_config
-from tokenizer.word_context import word_starts
+from tokenizer.word_context import SungWord, WordContext, word_starts
 
 STEM_FOR_TRACK = {"vocal": "vocals", "accomp": "accompaniment"}
 
@@ -51,11 +51,11 @@ STEM_FOR_TRACK = {"vocal": "vocals", "accomp": "accompaniment"}
 class CropBatch(NamedTuple):
     indices: torch.Tensor  # [B, crop] token ids
     mel: torch.Tensor  # [B, crop·fpt, n_mels] target log-mel
-    words: tuple[torch.Tensor, torch.Tensor] | None  # word context (phones, since) after use_words_of
+    words: WordContext | None  # the crops' word context after use_words_of
     phone_labels: torch.Tensor | None  # [B, crop·fpt] festival phone sung at each frame, 0 where none
 
     def to(self, device: torch.device | str) -> CropBatch:
-        words = None if self.words is None else tuple(part.to(device) for part in self.words)
+        words = None if self.words is None else WordContext(*(part.to(device) for part in self.words))
         labels = None if self.phone_labels is None else self.phone_labels.to(device)
         return CropBatch(self.indices.to(device), self.mel.to(device), words, labels)
 
@@ -63,24 +63,29 @@ class CropBatch(NamedTuple):
 class TrackCache:
     """Every song's token ids and target mel for one track, in memory: ``indices[i] [T_i]`` int16,
     ``mels[i] [2·T_i, n_mels]`` float16; for a lyric-aware vocal decoder also ``words[i]``, the sung words as
-    ``(start_frame, text)`` (the token corpus's ``words`` column; empty for corpora tokenized before it), and
-    ``phone_labels[i] [2·T_i]`` int8, the phone sung at each frame (from ``meta.json``; the alignment loss's
-    targets). Caches saved before words and labels were kept load without them."""
+    ``SungWord``s (the token corpus's ``words`` column, with each word's timed phones where the corpus has them;
+    empty for corpora tokenized before it), and ``phone_labels[i] [2·T_i]`` int8, the phone sung at each frame
+    (from ``meta.json``; the alignment loss's targets). Caches saved before words, phones and labels were kept
+    load without them."""
 
     def __init__(self, indices: list[np.ndarray], mels: list[np.ndarray], ids: list[str],
-                 words: list[list[tuple[int, str]]] | None = None, phone_labels: list[np.ndarray] | None = None):
+                 words: list[list] | None = None, phone_labels: list[np.ndarray] | None = None):
         if not indices:
             raise ValueError("the decoder cache is empty: no song of the token corpus was found in the song folder")
         self.indices, self.mels, self.ids = indices, mels, ids
-        self.words = words if words is not None else [[] for _ in ids]
+        self.words = [word_starts(song) for song in words] if words is not None else [[] for _ in ids]
         self.phone_labels = phone_labels
         self._word_model: TrackDecoder | None = None  # set by use_words_of: crops then carry word contexts
         self._jitter = 0
-        self._contexts: list[tuple[np.ndarray, np.ndarray]] | None = None  # exact starts' contexts, computed once
+        self._contexts: list[WordContext] | None = None  # exact starts' contexts, computed once
 
     @property
     def has_words(self) -> bool:
         return any(self.words)
+
+    @property
+    def has_phone_times(self) -> bool:
+        return any(word.phones for song in self.words for word in song)
 
     @classmethod
     def build(cls, tokens_dir: str | Path, songs_dir: str | Path, track: str, frames_per_token: int = 2,
@@ -104,7 +109,7 @@ class TrackCache:
             indices.append(record[track][:n_tokens].astype(np.int16))
             mels.append(mel[: n_tokens * frames_per_token].astype(np.float16))
             ids.append(record["id"])
-            words.append([(f, t) for f, t in word_starts(record.get("words") or []) if f < n_tokens])
+            words.append([word for word in word_starts(record.get("words") or []) if word.start_frame < n_tokens])
             labels.append(frame_phone_labels(path.parent / "meta.json", n_tokens * frames_per_token, frame_seconds))
         if missing:
             print(f"warning: {len(missing)} songs of {tokens_dir} have no {stem_file} under {songs_dir} "
@@ -115,11 +120,15 @@ class TrackCache:
         offsets = np.cumsum([0] + [len(i) for i in self.indices])
         word_offsets = np.cumsum([0] + [len(w) for w in self.words])
         flat_words = [word for song in self.words for word in song]
+        phone_offsets = np.cumsum([0] + [len(word.phones) for word in flat_words])
+        flat_phones = [phone for word in flat_words for phone in word.phones]
         tmp = path.with_name(f".{path.name}.tmp.npz")
         np.savez(tmp, indices=np.concatenate(self.indices), mels=np.concatenate(self.mels), offsets=offsets,
                  ids=np.array(self.ids), word_offsets=word_offsets,
-                 word_frames=np.array([f for f, _ in flat_words], dtype=np.int32),
-                 word_texts=np.array([t for _, t in flat_words], dtype=str),
+                 word_frames=np.array([word.start_frame for word in flat_words], dtype=np.int32),
+                 word_texts=np.array([word.text for word in flat_words], dtype=str),
+                 phone_offsets=phone_offsets, phone_names=np.array([name for name, _ in flat_phones], dtype=str),
+                 phone_frames=np.array([frame for _, frame in flat_phones], dtype=np.int32),
                  **({} if self.phone_labels is None else {"phone_labels": np.concatenate(self.phone_labels)}))
         os.replace(tmp, path)
 
@@ -131,8 +140,12 @@ class TrackCache:
             words = None
             if "word_offsets" in data:  # caches saved before words were kept have none
                 frames, texts = data["word_frames"].tolist(), data["word_texts"].tolist()
-                words = [list(zip(frames[a:b], texts[a:b], strict=True))
-                         for a, b in itertools.pairwise(data["word_offsets"].tolist())]
+                phones = [()] * len(frames)  # caches saved before phones were kept: words without phone times
+                if "phone_offsets" in data:
+                    pairs = list(zip(data["phone_names"].tolist(), data["phone_frames"].tolist(), strict=True))
+                    phones = [tuple(pairs[a:b]) for a, b in itertools.pairwise(data["phone_offsets"].tolist())]
+                flat = [SungWord(*word) for word in zip(frames, texts, phones, strict=True)]
+                words = [flat[a:b] for a, b in itertools.pairwise(data["word_offsets"].tolist())]
             all_labels = data.get("phone_labels")
         frames_of = [slice(a * frames_per_token, b * frames_per_token) for a, b in itertools.pairwise(offsets)]
         indices = [all_indices[a:b] for a, b in itertools.pairwise(offsets)]
@@ -152,10 +165,10 @@ class TrackCache:
         self._contexts = None if jitter > 0 else [self._context(words, len(song)) for words, song in
                                                   zip(self.words, self.indices, strict=True)]
 
-    def _context(self, words: list[tuple[int, str]], n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-        return tuple(t.cpu().numpy() for t in self._word_model.word_context(words, n_tokens))
+    def _context(self, words: list[SungWord], n_tokens: int) -> WordContext:
+        return WordContext(*(t.cpu().numpy() for t in self._word_model.word_context(words, n_tokens)))
 
-    def _song_context(self, song: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _song_context(self, song: int, generator: torch.Generator) -> WordContext:
         if self._contexts is not None:
             return self._contexts[song]
         n_tokens = len(self.indices[song])
@@ -164,42 +177,45 @@ class TrackCache:
     def batch(self, batch_size: int, crop_tokens: int, generator: torch.Generator, frames_per_token: int = 2
               ) -> CropBatch:
         """Random crops (``CropBatch``); songs drawn in proportion to their length, so every second of the corpus
-        is equally likely. ``words`` is the crops' word context ``(phones [B, crop·fpt, P], since [B, crop·fpt])``
-        after ``use_words_of``, else None; ``phone_labels`` None for a cache without them. Songs shorter than the
-        crop are skipped (the reference corpus has none)."""
+        is equally likely. ``words`` is the crops' ``WordContext`` (``phones [B, crop·fpt, P]``, the rest ``[B,
+        crop·fpt]``) after ``use_words_of``, else None; ``phone_labels`` None for a cache without them. Songs
+        shorter than the crop are skipped (the reference corpus has none)."""
         lengths = torch.tensor([len(i) for i in self.indices], dtype=torch.float64)
         weights = torch.where(lengths >= crop_tokens, lengths, torch.zeros_like(lengths))
         if weights.sum() == 0:
             raise ValueError(f"every song is shorter than the crop of {crop_tokens} tokens")
         songs = torch.multinomial(weights, batch_size, replacement=True, generator=generator).tolist()
-        out_indices, out_mels, out_phones, out_since, out_labels = [], [], [], [], []
+        out_indices, out_mels, out_words, out_labels = [], [], [], []
         for song in songs:
             start = int(torch.randint(0, len(self.indices[song]) - crop_tokens + 1, (1,), generator=generator))
             out_indices.append(torch.from_numpy(self.indices[song][start: start + crop_tokens].astype(np.int64)))
             frames = slice(start * frames_per_token, (start + crop_tokens) * frames_per_token)
             out_mels.append(torch.from_numpy(self.mels[song][frames].astype(np.float32)))
             if self._word_model is not None:
-                phones, since = self._song_context(song, generator)
-                out_phones.append(torch.from_numpy(phones[frames]))
-                out_since.append(torch.from_numpy(since[frames]))
+                out_words.append([torch.from_numpy(part[frames]) for part in self._song_context(song, generator)])
             if self.phone_labels is not None:
                 out_labels.append(torch.from_numpy(self.phone_labels[song][frames].astype(np.int64)))
-        words = (torch.stack(out_phones), torch.stack(out_since)) if self._word_model is not None else None
+        words = (WordContext(*(torch.stack(parts) for parts in zip(*out_words, strict=True)))
+                 if self._word_model is not None else None)
         labels = torch.stack(out_labels) if self.phone_labels is not None else None
         return CropBatch(torch.stack(out_indices), torch.stack(out_mels), words, labels)
 
 
-def jitter_word_starts(words: list[tuple[int, str]], n_tokens: int, max_shift: int, generator: torch.Generator
-                       ) -> list[tuple[int, str]]:
+def jitter_word_starts(words: list[SungWord], n_tokens: int, max_shift: int, generator: torch.Generator
+                       ) -> list[SungWord]:
     """The same words, in the same order, each start moved by a shift drawn from ``-bound..bound``, where
     ``bound`` is drawn once per call from ``0..max_shift`` (so some crops keep exact starts), then clipped to the
-    song's ``n_tokens`` frames and sorted back into sung order."""
+    song's ``n_tokens`` frames and sorted back into sung order. A word's timed phones move with its start (kept
+    at or after it), as the LM's phone cues follow its word cue."""
     if max_shift <= 0 or not words:
         return list(words)
     bound = int(torch.randint(0, max_shift + 1, (1,), generator=generator))
     shifts = torch.randint(-bound, bound + 1, (len(words),), generator=generator).tolist()
-    starts = sorted(min(max(frame + shift, 0), n_tokens - 1) for (frame, _), shift in zip(words, shifts, strict=True))
-    return [(start, text) for start, (_, text) in zip(starts, words, strict=True)]
+    starts = sorted(min(max(word.start_frame + shift, 0), n_tokens - 1)
+                    for word, shift in zip(words, shifts, strict=True))
+    return [SungWord(start, word.text, tuple((name, max(frame + start - word.start_frame, start))
+                                             for name, frame in word.phones))
+            for start, word in zip(starts, words, strict=True)]
 
 
 def frame_phone_labels(meta_path: Path, n_frames: int, frame_seconds: float) -> np.ndarray:
@@ -324,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"error: the {name} cache holds no sung words, which a decoder with word_phones "
                                  f"reads: tokenize the corpus again (python -m tokenizer tokenize) and delete the "
                                  f"cache files under {stage_dir}")
+            if songs is not None and model.config.phone_times and not songs.has_phone_times:
+                raise SystemExit(f"error: the {name} cache holds no phone times, which a decoder with phone_times "
+                                 f"reads: tokenize the corpus again (its words then carry their sung phones) and "
+                                 f"delete the cache files under {stage_dir}")
             if songs is not None and model.config.word_phone_loss > 0 and songs.phone_labels is None:
                 raise SystemExit(f"error: the {name} cache holds no phone labels, which the alignment loss "
                                  f"(word_phone_loss) needs: delete the cache files under {stage_dir} to rebuild them")

@@ -28,6 +28,7 @@ from corpus.audio_io import resample
 from tokenizer.checkpoint import CheckpointError, from_pretrained
 from tokenizer.frontend import token_frames
 from tokenizer.model import DuoTokModel
+from tokenizer.word_context import WordContext
 
 WINDOW_TOKENS = 100  # 4 s: the crop length the tiny encoder is trained on
 CONTEXT_TOKENS = 12  # extra context on each side of a window, discarded after encoding
@@ -199,8 +200,9 @@ class DuoTok:
                    window_tokens: int = WINDOW_TOKENS, overlap_tokens: int = DECODE_OVERLAP_TOKENS,
                    words=None) -> torch.Tensor:
         """One track's tokens ``[T]`` -> its 50 Hz log-mel ``[2T, n_mels]``. ``words``: the sung words as
-        ``{"start_frame", "text"}`` dicts or ``(start_frame, text)`` pairs at the token rate, read by a lyric-aware
-        decoder (``word_phones`` in its config) and ignored by one that reads tokens only.
+        ``{"start_frame", "text"[, "phones"]}`` dicts or ``(start_frame, text)`` pairs at the token rate
+        (``tokenizer.word_context.word_starts``), read by a lyric-aware decoder (``word_phones`` in its config; the
+        phones' times only with ``phone_times``) and ignored by one that reads tokens only.
 
         Long inputs are decoded in windows of ``window_tokens`` (the training crop) that overlap by
         ``overlap_tokens``; in each overlap the two windows' mels are blended with linear ramps, so there is no
@@ -229,8 +231,8 @@ class DuoTok:
         batch_noise = torch.stack([noise[start * per_token: (start + length) * per_token] for start in starts])
         batch_words = None
         if context is not None:
-            batch_words = tuple(torch.stack([part[start * per_token: (start + length) * per_token] for start in starts])
-                                for part in context)
+            batch_words = WordContext(*(torch.stack([part[start * per_token: (start + length) * per_token]
+                                                     for start in starts]) for part in context))
         mels = decoder.generate(batch, steps=steps, noise=batch_noise, words=batch_words)
         for start, mel in zip(starts, mels, strict=True):
             end = start + length
