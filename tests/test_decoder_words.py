@@ -397,3 +397,31 @@ def test_training_cli_reads_the_corpus_phone_times(tmp_path):
                cache.phone_labels).save(tmp_path / "old" / "decoder-vocal" / "cache.npz")
     with pytest.raises(SystemExit, match="holds no phone times"):
         train_main([*args, "--run-dir", str(tmp_path / "old")])
+
+
+def test_swapped_token_spans_are_real_stretches_from_elsewhere_in_the_crop():
+    from tokenizer.decoder import swap_token_spans
+
+    indices = torch.arange(200).repeat(4, 1)
+    swapped = swap_token_spans(indices, 0.3, 3, torch.Generator().manual_seed(0))
+    changed = swapped != indices
+    assert 0.15 < changed.float().mean() < 0.35  # about the share asked for (overlapping spans merge)
+    for row in range(4):
+        offsets = ((swapped[row] - indices[row]) % 200)[changed[row]]
+        assert len(set(offsets.tolist())) == 1  # one offset per row: each span a contiguous stretch
+    assert torch.equal(swap_token_spans(indices, 0.0, 3, torch.Generator().manual_seed(0)), indices)
+
+
+def test_token_noise_is_for_training_only():
+    _, model = phone_time_decoder(13)
+    model = with_config_updates(model, {"token_noise": 0.5})
+    indices, mel = torch.randint(0, K, (2, 9)), torch.randn(2, 18, 100)
+    clean = with_config_updates(model, {"token_noise": 0.0})
+    model.eval(), clean.eval()
+    torch.testing.assert_close(model.losses(indices, mel, torch.Generator().manual_seed(0))["prior"],
+                               clean.losses(indices, mel, torch.Generator().manual_seed(0))["prior"])
+    model.train(), clean.train()
+    noisy = model.losses(indices, mel, torch.Generator().manual_seed(0))["prior"]
+    assert not torch.allclose(noisy, clean.losses(indices, mel, torch.Generator().manual_seed(0))["prior"])
+    with pytest.raises(ValueError, match="token_noise"):
+        with_config_updates(model, {"token_noise": 1.0})
