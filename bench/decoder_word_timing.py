@@ -60,14 +60,14 @@ def timed_words(record: dict, timing: str, rng: np.random.Generator) -> list[dic
         for section in record["sections"]:
             first, end = section["start_frame"], section["end_frame"]
             inside = [word for word in words if first <= word["start_frame"] < end]
-            n_cues = sum(1 + len(word.get("phones") or []) for word in inside)
+            phones = [word.get("phones") or [] for word in inside]
+            n_cues = sum(1 + len(word_phones) for word_phones in phones)
             cue = 0
-            for word in inside:
-                frames = [first + cue_deadline(cue + k, n_cues, end - first)
-                          for k in range(1 + len(word.get("phones") or []))]
+            for word, word_phones in zip(inside, phones, strict=True):
+                frames = [first + cue_deadline(cue + k, n_cues, end - first) for k in range(1 + len(word_phones))]
                 moved.append({"text": word["text"], "start_frame": frames[0],
                               "phones": [{"phone": phone["phone"], "start_frame": frame}
-                                         for phone, frame in zip(word.get("phones") or [], frames[1:], strict=True)]})
+                                         for phone, frame in zip(word_phones, frames[1:], strict=True)]})
                 cue += len(frames)
         return moved
     if timing.startswith("shift") and timing[5:].isdigit():

@@ -73,7 +73,11 @@ class TrackCache:
         if not indices:
             raise ValueError("the decoder cache is empty: no song of the token corpus was found in the song folder")
         self.indices, self.mels, self.ids = indices, mels, ids
-        self.words = [word_starts(song) for song in words] if words is not None else [[] for _ in ids]
+        # words as SungWords, those starting past their song's tokens dropped (a corpus song can be a little
+        # longer than the mel it was cut to)
+        self.words = ([[word for word in word_starts(song) if word.start_frame < len(song_indices)]
+                       for song, song_indices in zip(words, indices, strict=True)]
+                      if words is not None else [[] for _ in ids])
         self.phone_labels = phone_labels
         self._word_model: TrackDecoder | None = None  # set by use_words_of: crops then carry word contexts
         self._jitter = 0
@@ -109,7 +113,7 @@ class TrackCache:
             indices.append(record[track][:n_tokens].astype(np.int16))
             mels.append(mel[: n_tokens * frames_per_token].astype(np.float16))
             ids.append(record["id"])
-            words.append([word for word in word_starts(record.get("words") or []) if word.start_frame < n_tokens])
+            words.append(record.get("words") or [])  # read and cut to the song by __init__
             labels.append(frame_phone_labels(path.parent / "meta.json", n_tokens * frames_per_token, frame_seconds))
         if missing:
             print(f"warning: {len(missing)} songs of {tokens_dir} have no {stem_file} under {songs_dir} "

@@ -64,6 +64,11 @@ class WordContext(NamedTuple):
     phone_since: np.ndarray
 
 
+def _ages(length: int, cap: int) -> np.ndarray:
+    """1, 2, … frames since a start, for ``length`` frames, held at ``cap``."""
+    return np.minimum(np.arange(length) + 1, cap)
+
+
 def _is_frame(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | np.integer)
 
@@ -121,7 +126,7 @@ def word_context(words: Iterable, n_tokens: int, frames_per_token: int, max_phon
         names = [name for name, _ in word.phones] if timed else (word_phones(word.text) or [])
         ids = [PHONE_IDS[p] for p in names][:max_phones]
         phones[first:last, : len(ids)] = ids
-        since[first:last] = np.minimum(np.arange(last - first) + 1, max_since - 1)
+        since[first:last] = _ages(last - first, max_since - 1)
         if timed:
             previous = first - 1
             for position, (_, frame) in enumerate(word.phones[:max_phones]):
@@ -129,6 +134,6 @@ def word_context(words: Iterable, n_tokens: int, frames_per_token: int, max_phon
                 if begin >= last:  # a phone cued after the next word started (or the song's end) is not sung
                     break
                 current[begin:last] = position + 1
-                phone_since[begin:last] = np.minimum(np.arange(last - begin) + 1, max_since - 1)
+                phone_since[begin:last] = _ages(last - begin, max_since - 1)
                 previous = begin
     return WordContext(phones, since, current, phone_since)
