@@ -147,7 +147,7 @@ Progress = Callable[[ProgressEvent], None]
 def _lm_options(options: SongOptions, seed: int) -> GenerationOptions:
     """The LM's sampling settings of a request."""
     return GenerationOptions(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-                             cfg_scale=options.cfg_scale, seed=seed)
+                             cfg_scale=options.cfg_scale, phone_guidance=options.phone_guidance, seed=seed)
 
 
 def _tracks(song: SongTokens) -> tuple[np.ndarray, np.ndarray]:
@@ -319,20 +319,20 @@ class SongGenerator:
         try:
             if mode in ("full", "a_cappella", "instrumental"):
                 self._fit(style_ids, [], new_sections)
-                song = full_song(model, vocab, style_ids, new_sections, options, lm_progress)
+                song = full_song(model, vocab, style_ids, new_sections, options, lm_progress, self.lm.phone_prior)
                 sampled = Sampled(song, [["vocal", "accomp"]] * len(new_sections))
             elif mode in ("accompany", "sing_over"):
                 self._fit(style_ids, [], new_sections)
                 keep = "vocal" if mode == "accompany" else "accomp"
                 codes = getattr(upload_tokens, keep)[:request.n_frames]
                 sample = accompaniment_for_vocal if mode == "accompany" else vocal_for_accompaniment
-                song = sample(model, vocab, style_ids, new_sections, codes, options, lm_progress)
+                song = sample(model, vocab, style_ids, new_sections, codes, options, lm_progress, self.lm.phone_prior)
                 sampled = Sampled(song, [["accomp" if keep == "vocal" else "vocal"]] * len(new_sections))
             elif mode == "continue":
                 previous = request.previous_song or self._song_from_upload(upload_tokens, style_ids)
                 dropped = self._fit(previous.style_ids, previous.sections, new_sections)
                 prompt = SongTokens(previous.style_ids, previous.sections[dropped:])
-                tail = continue_song(model, vocab, prompt, new_sections, options, lm_progress)
+                tail = continue_song(model, vocab, prompt, new_sections, options, lm_progress, self.lm.phone_prior)
                 song = SongTokens(previous.style_ids, [*previous.sections[:dropped], *tail.sections])
                 sampled = Sampled(song, [[]] * len(previous.sections) + [["vocal", "accomp"]] * len(new_sections),
                                   dropped)
@@ -352,7 +352,7 @@ class SongGenerator:
             self._fit(song.style_ids, [], requests, raise_for="section")
             sample = accompaniment_for_vocal if track == "accomp" else vocal_for_accompaniment
             kept = _tracks(song)[0 if track == "accomp" else 1]
-            new = sample(model, vocab, song.style_ids, requests, kept, options, lm_progress)
+            new = sample(model, vocab, song.style_ids, requests, kept, options, lm_progress, self.lm.phone_prior)
             return Sampled(new, [[track]] * len(song.sections))
         index = request.section
         new, dropped = self._resample_section(song, index, track, options, lm_progress)
@@ -368,7 +368,8 @@ class SongGenerator:
                                         words=self._cued_words(target))
         dropped = self._fit(song.style_ids, song.sections[:index], [target_request])
         window = SongTokens(song.style_ids, song.sections[dropped:index + 1])
-        new = resample_track(self.lm.model, self.lm.vocab, window, index - dropped, track, options, lm_progress)
+        new = resample_track(self.lm.model, self.lm.vocab, window, index - dropped, track, options, lm_progress,
+                             self.lm.phone_prior)
         sections = [*song.sections[:dropped], *new.sections, *song.sections[index + 1:]]
         return SongTokens(song.style_ids, sections), dropped
 

@@ -84,6 +84,7 @@ OPTION_RANGES = {  # inclusive bounds the UI can show as slider limits
     "top_k": (1, 4096),
     "top_p": (0.01, 1.0),
     "cfg_scale": (0.0, 10.0),
+    "phone_guidance": (0.0, 4.0),
     "decoder_steps": (0, 64),
     "takes": (1, 4),
 }
@@ -103,13 +104,14 @@ class SongOptions:
     top_k: int | None = 50  # the shipped-LM generation test samples with 50; the whole codebook adds stray codes
     top_p: float = 1.0
     cfg_scale: float = 1.0
+    phone_guidance: float = 0.0
     decoder_steps: int | None = None
     # 1: best-of-N costs N times the LM's vocal sampling plus a Whisper pass per take, and the 30 s song must
     # generate faster than real time on a 2-core CPU (issue 7); users who can wait choose more
     takes: int = 1
 
     def __post_init__(self):
-        for name in ("temperature", "top_p", "cfg_scale"):
+        for name in ("temperature", "top_p", "cfg_scale", "phone_guidance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not math.isfinite(value):
                 raise InputError(f"options.{name}", f"must be a number, got {value!r}")

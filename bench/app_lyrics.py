@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", help="checkpoint root (default: the shipped checkpoints/)")
     parser.add_argument("--temperature", type=float, help="LM sampling temperature (default: the app's)")
     parser.add_argument("--cfg-scale", type=float, help="LM classifier-free guidance scale (default: the app's)")
+    parser.add_argument("--phone-guidance", type=float, help="weight of the LM's phone table (default: the app's)")
     parser.add_argument("--takes", type=int, help="vocal takes per sung section (default: the app's)")
     parser.add_argument("--name", default="app_lyrics", help="results file name under bench/results")
     args = parser.parse_args(argv)
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     generator = SongGenerator() if args.checkpoints is None else SongGenerator(args.checkpoints)
     options = {name: value for name, value in (("temperature", args.temperature), ("cfg_scale", args.cfg_scale),
-                                                ("takes", args.takes)) if value is not None} or None
+                                                ("phone_guidance", args.phone_guidance), ("takes", args.takes))
+               if value is not None} or None
     generated = []
     for index, (style, lyrics) in enumerate(PROMPTS[: args.prompts]):
         row = check_generated(generator, index, style, lyrics, args.seconds, args.seed + index, options)

@@ -27,6 +27,9 @@ returning ``.logits`` and ``.past_key_values``); nothing here knows ``lm.model.S
   (``lm.data.drop_condition``: same markers, no condition) and mixes log-probabilities as
   ``uncond + scale·(cond − uncond)``. At ``cfg_scale == 1`` that stream is skipped, so the result is exactly
   the unguided one.
+- Phone guidance (``phone_guidance`` λ > 0, with a ``lm.phone_prior.PhonePrior``): after each phone cue, the
+  vocal codes' log-probabilities gain ``λ ·`` the table's log-ratio of each code for that phone at its age. It
+  reshapes only the choice among codes, after the cue/no-cue draw, so it does not change the pace of the words.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from lm.layout import (
     slot_kind,
 )
 from lm.lyrics import CANONICAL_TAGS
+from lm.phone_prior import PhonePrior
 
 __all__ = [
     "MAX_SECTION_FRAMES",
@@ -81,13 +85,15 @@ class GenerationOptions:
 
     ``temperature == 0`` means greedy (argmax over the slot's candidates; top-k, top-p and the seed then do
     not matter). ``top_k=None`` and ``top_p=1.0`` switch those filters off. ``cfg_scale == 1`` is unguided;
-    0 samples from the unconditional stream alone. ``seed=None`` draws a fresh seed each call.
+    0 samples from the unconditional stream alone. ``phone_guidance`` is the weight of the phone table after
+    each phone cue (module docstring; 0 = the LM alone). ``seed=None`` draws a fresh seed each call.
     """
 
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float = 1.0
     cfg_scale: float = 1.0
+    phone_guidance: float = 0.0
     seed: int | None = None
     max_frames_per_section: int = MAX_SECTION_FRAMES
     max_song_frames: int = MAX_SONG_FRAMES
@@ -113,6 +119,9 @@ class GenerationOptions:
             raise GenerationError(f"GenerationOptions.top_p must be in (0, 1] (1 = off), got {self.top_p}")
         if number("cfg_scale") < 0:
             raise GenerationError(f"GenerationOptions.cfg_scale must be >= 0 (1 = no guidance), got {self.cfg_scale}")
+        if number("phone_guidance") < 0:
+            raise GenerationError(f"GenerationOptions.phone_guidance must be >= 0 (0 = off), got "
+                                  f"{self.phone_guidance}")
         count("top_k", allow_none=True)
         count("max_frames_per_section")
         count("max_song_frames")
@@ -306,6 +315,21 @@ def cue_deadline(word: int, n_words: int, n_frames: int) -> int:
     return min((word + 1) * n_frames // (n_words + 1), n_frames - (n_words - word))
 
 
+def _phone_guide(phone_prior: PhonePrior | None, options: GenerationOptions, vocab: Vocabulary
+                 ) -> torch.Tensor | None:
+    """The vocal codes, in the order of the vocal slot's candidates, to index the phone table with; None when
+    phone guidance is off. Checks that a table is given and fits the vocabulary."""
+    if options.phone_guidance == 0:
+        return None
+    if phone_prior is None:
+        raise GenerationError("phone_guidance needs the LM's phone table (lm.phone_prior; "
+                              "phone_prior.safetensors in the checkpoint folder)")
+    if phone_prior.codebook_size != vocab.codebook_size_vocal:
+        raise GenerationError(f"the phone table covers {phone_prior.codebook_size} vocal codes, the LM "
+                              f"{vocab.codebook_size_vocal}")
+    return torch.arange(vocab.codebook_size_vocal)  # the vocal candidates are the whole vocal range, in order
+
+
 def _model_device(model) -> torch.device:
     device = getattr(model, "device", None)
     if isinstance(device, torch.device):
@@ -340,15 +364,17 @@ def _drop_condition(song: SongTokens) -> SongTokens:
 
 def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sections: Sequence[SectionRequest],
                   options: GenerationOptions | None = None, prefix: SongTokens | None = None,
-                  progress: Progress | None = None) -> SongTokens:
+                  progress: Progress | None = None, phone_prior: PhonePrior | None = None) -> SongTokens:
     """Sample the sections of ``sections`` after ``prefix`` (kept as is) and return the whole song.
 
     ``style_ids`` are raw text pieces; with a ``prefix`` they may be None (the prefix's style is used) but must
     not differ from it. Each request gives a tag, lyric pieces, an exact frame count and optionally forced
     vocal / accompaniment codes. ``progress(frames_done, frames_total)`` is called after every new frame.
+    ``phone_prior`` (bound to the model's phone cue pieces) is needed when ``options.phone_guidance > 0``.
     Bad input raises ``GenerationError`` (a ``ValueError``) before the model runs.
     """
     options = options or GenerationOptions()
+    guide = _phone_guide(phone_prior, options, vocab)
     style_ids = None if style_ids is None else _check_pieces(style_ids, vocab, "style_ids")
     prefix = prefix if prefix is not None else SongTokens(list(style_ids or []), [])
     if style_ids is not None and style_ids != [int(i) for i in prefix.style_ids]:
@@ -386,9 +412,17 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
         logits = [stream.next_logits() for stream in streams]
         return guided_log_probs(logits[0], logits[1] if len(logits) > 1 else None, options.cfg_scale).cpu()
 
-    def sample(slot_ids: torch.Tensor, log_probs: torch.Tensor | None = None) -> int:
+    def sample(slot_ids: torch.Tensor, log_probs: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> int:
         log_probs = next_log_probs() if log_probs is None else log_probs
-        return int(slot_ids[sample_from_log_probs(log_probs[slot_ids], options, generator)])
+        scores = log_probs[slot_ids] if bias is None else log_probs[slot_ids] + bias
+        return int(slot_ids[sample_from_log_probs(scores, options, generator)])
+
+    def vocal_bias(frame: int) -> torch.Tensor | None:
+        """λ · the phone table's log-ratio of every vocal candidate, ``frame`` frames into the section."""
+        if guide is None or phone_cue is None:
+            return None
+        row, cue_frame = phone_cue
+        return options.phone_guidance * phone_prior.bias(row, frame - cue_frame)[guide]
 
     def starts_word(log_probs: torch.Tensor, slot_ids: torch.Tensor) -> bool:
         """Whether the next word starts here, drawn at the model's own odds of ``<word>`` against the slot's
@@ -412,6 +446,7 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
                 codes = {kind: np.empty(request.n_frames, dtype=np.int64) for kind in TRACKS}
                 forced = {"vocal": request.forced_vocal, "accomp": request.forced_accomp}
                 words, cues = request.words or [], []
+                phone_cue = None  # (table row, frame) of the phone cued last in this section
                 for position in range(2 * request.n_frames):
                     kind, frame = slot_kind(position), position // 2
                     token = None
@@ -422,18 +457,21 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
                             log_probs = next_log_probs()
                             if not starts_word(log_probs, slot_ids):
                                 token = (int(slot_ids[1]) if forced["vocal"] is not None
-                                         else sample(candidates["vocal"], log_probs))
+                                         else sample(candidates["vocal"], log_probs, vocal_bias(frame)))
                                 break
                         # a cue (sampled, or written because the word's deadline has come)
                         word = words[len(cues)]
                         cues.append(WordCue(frame, tuple(word)))
+                        if guide is not None:  # a word cue ends the last word's phone; its own phones follow
+                            row = phone_prior.row_of_cue(word)
+                            phone_cue = None if row is None else (row, frame)
                         streams[0].push([vocab.word_id, *vocab.text_id(np.asarray(word, np.int64)).tolist()])
                         for stream in streams[1:]:  # the unconditional stream: the marker without the word
                             stream.push([vocab.word_id])
                         token = None
                     if token is None:  # not already chosen against a cue above
                         token = (first_id[kind] + int(forced[kind][frame]) if forced[kind] is not None
-                                 else sample(candidates[kind]))
+                                 else sample(candidates[kind], bias=vocal_bias(frame) if kind == "vocal" else None))
                     codes[kind][frame] = token - first_id[kind]
                     for stream in streams:
                         stream.push([token])
@@ -455,12 +493,13 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
 
 
 def full_song(model, vocab: Vocabulary, style_ids: Sequence[int], sections: Sequence[SectionRequest],
-              options: GenerationOptions | None = None, progress: Progress | None = None) -> SongTokens:
+              options: GenerationOptions | None = None, progress: Progress | None = None,
+              phone_prior: PhonePrior | None = None) -> SongTokens:
     """Both tracks of every section sampled from style and lyrics."""
     if any(r.forced_vocal is not None or r.forced_accomp is not None for r in sections):
         raise GenerationError("full_song samples both tracks; use accompaniment_for_vocal or "
                               "vocal_for_accompaniment to give one")
-    return generate_song(model, vocab, style_ids, sections, options, progress=progress)
+    return generate_song(model, vocab, style_ids, sections, options, progress=progress, phone_prior=phone_prior)
 
 
 def instrumental(model, vocab: Vocabulary, style_ids: Sequence[int], sections: Sequence[tuple[str, int]],
@@ -488,32 +527,37 @@ def _split_track(codes, sections: Sequence[SectionRequest], what: str) -> list[n
 
 def accompaniment_for_vocal(model, vocab: Vocabulary, style_ids: Sequence[int], sections: Sequence[SectionRequest],
                             vocal_codes, options: GenerationOptions | None = None,
-                            progress: Progress | None = None) -> SongTokens:
+                            progress: Progress | None = None,
+                            phone_prior: PhonePrior | None = None) -> SongTokens:
     """Accompaniment sampled for a given vocal track ``vocal_codes`` (T,), cut at the sections' frame counts;
     the vocal comes back bit-identical. Any forced tracks already in ``sections`` are replaced."""
     pieces = _split_track(vocal_codes, sections, "vocal_codes")
     requests = [replace(r, forced_vocal=piece, forced_accomp=None) for r, piece in zip(sections, pieces, strict=True)]
-    return generate_song(model, vocab, style_ids, requests, options, progress=progress)
+    return generate_song(model, vocab, style_ids, requests, options, progress=progress, phone_prior=phone_prior)
 
 
 def vocal_for_accompaniment(model, vocab: Vocabulary, style_ids: Sequence[int], sections: Sequence[SectionRequest],
                             accomp_codes, options: GenerationOptions | None = None,
-                            progress: Progress | None = None) -> SongTokens:
+                            progress: Progress | None = None,
+                            phone_prior: PhonePrior | None = None) -> SongTokens:
     """A vocal sung to ``sections``' lyrics over a given accompaniment ``accomp_codes`` (T,); the accompaniment
     comes back bit-identical."""
     pieces = _split_track(accomp_codes, sections, "accomp_codes")
     requests = [replace(r, forced_vocal=None, forced_accomp=piece) for r, piece in zip(sections, pieces, strict=True)]
-    return generate_song(model, vocab, style_ids, requests, options, progress=progress)
+    return generate_song(model, vocab, style_ids, requests, options, progress=progress, phone_prior=phone_prior)
 
 
 def continue_song(model, vocab: Vocabulary, prefix: SongTokens, sections: Sequence[SectionRequest],
-                  options: GenerationOptions | None = None, progress: Progress | None = None) -> SongTokens:
+                  options: GenerationOptions | None = None, progress: Progress | None = None,
+                  phone_prior: PhonePrior | None = None) -> SongTokens:
     """More sections after an existing song; the prefix (style and sections) is kept unchanged."""
-    return generate_song(model, vocab, None, sections, options, prefix=prefix, progress=progress)
+    return generate_song(model, vocab, None, sections, options, prefix=prefix, progress=progress,
+                         phone_prior=phone_prior)
 
 
 def resample_track(model, vocab: Vocabulary, song: SongTokens, section_index: int, track: str,
-                   options: GenerationOptions | None = None, progress: Progress | None = None) -> SongTokens:
+                   options: GenerationOptions | None = None, progress: Progress | None = None,
+                   phone_prior: PhonePrior | None = None) -> SongTokens:
     """Re-sample one track (``"vocal"`` or ``"accomp"``) of one section; everything else stays as it was.
 
     The model is causal, so the sections before are the prompt, the section's other track is teacher-forced
@@ -532,5 +576,6 @@ def resample_track(model, vocab: Vocabulary, song: SongTokens, section_index: in
                              forced_accomp=target.accomp if track == "vocal" else None,
                              words=[list(cue.text_ids) for cue in target.cues] if target.cues else None)
     before = SongTokens(list(song.style_ids), list(song.sections[:section_index]))
-    result = generate_song(model, vocab, None, [request], options, prefix=before, progress=progress)
+    result = generate_song(model, vocab, None, [request], options, prefix=before, progress=progress,
+                           phone_prior=phone_prior)
     return SongTokens(result.style_ids, [*result.sections, *song.sections[section_index + 1:]])

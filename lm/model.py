@@ -11,6 +11,7 @@ A checkpoint folder (``SongLM.save_pretrained``) holds::
     lm_config.json                                           LMConfig (name, sizes, cond_dropout)
     vocab.json                                               Vocabulary.to_dict (ranges + special tokens)
     spm.model                                                the sentencepiece text model
+    phone_prior.safetensors (optional)                       a phone-cue model's phone table (lm.phone_prior)
 
 ``SongLM.from_pretrained`` checks that these agree with each other (vocab size, text pieces, layer sizes)
 and loads the weights strictly; it never unpickles anything.
@@ -29,6 +30,7 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from lm.layout import LayoutError, Vocabulary
+from lm.phone_prior import PHONE_PRIOR_NAME, PhonePrior, PhonePriorError
 from lm.phonemes import word_phones
 from lm.text import TextTokenizer, TextTokenizerError
 
@@ -123,9 +125,11 @@ def llama_config(config: LMConfig, vocab: Vocabulary) -> LlamaConfig:
 class SongLM:
     """The model plus everything needed to feed it: ``model`` (``LlamaForCausalLM``), ``vocab``, ``text``,
     ``config``. ``model(input_ids [B, T], attention_mask [B, T], labels [B, T])`` returns logits
-    ``[B, T, vocab.size]`` and, with labels, the mean next-token loss."""
+    ``[B, T, vocab.size]`` and, with labels, the mean next-token loss. ``phone_prior`` is the phone table for
+    phone guidance (``lm.phone_prior``), bound to this model's phone cues; None when the checkpoint has none."""
 
-    def __init__(self, model: LlamaForCausalLM, vocab: Vocabulary, text: TextTokenizer, config: LMConfig):
+    def __init__(self, model: LlamaForCausalLM, vocab: Vocabulary, text: TextTokenizer, config: LMConfig,
+                 phone_prior: PhonePrior | None = None):
         if vocab.n_text != text.vocab_size:
             raise CheckpointError(f"the vocabulary has {vocab.n_text} text ids but the text model has "
                                   f"{text.vocab_size} pieces")
@@ -133,6 +137,14 @@ class SongLM:
             raise CheckpointError(f"the model has {model.config.vocab_size} embeddings, the vocabulary "
                                   f"{vocab.size} ids")
         self.model, self.vocab, self.text, self.config = model, vocab, text, config
+        self.phone_prior = None
+        if phone_prior is not None:
+            if not config.phone_cues:
+                raise CheckpointError("a phone table goes with a phone-cue model (LMConfig.phone_cues)")
+            if phone_prior.codebook_size != vocab.codebook_size_vocal:
+                raise CheckpointError(f"the phone table covers {phone_prior.codebook_size} vocal codes, the "
+                                      f"vocabulary {vocab.codebook_size_vocal}")
+            self.phone_prior = phone_prior.bind(text.phone_piece)
 
     @classmethod
     def create(cls, config: str | LMConfig, vocab: Vocabulary, text: TextTokenizer) -> SongLM:
@@ -229,6 +241,8 @@ class SongLM:
             (staging / LM_CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")
             (staging / VOCAB_NAME).write_text(json.dumps(self.vocab.to_dict(), indent=1) + "\n")
             (staging / TEXT_MODEL_NAME).write_bytes(self.text.model_bytes)
+            if self.phone_prior is not None:
+                self.phone_prior.save(staging / PHONE_PRIOR_NAME)
             if directory.exists():
                 # rename the old folder away first: a rename cannot replace a non-empty directory
                 retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
@@ -285,4 +299,10 @@ class SongLM:
                                   f"unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]})")
         model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=False)
         model.tie_weights()
-        return cls(model.to(device).eval(), vocab, text, config)
+        phone_prior = None
+        if (directory / PHONE_PRIOR_NAME).is_file():
+            try:
+                phone_prior = PhonePrior.load(directory / PHONE_PRIOR_NAME)
+            except PhonePriorError as error:
+                raise CheckpointError(str(error)) from error
+        return cls(model.to(device).eval(), vocab, text, config, phone_prior)
