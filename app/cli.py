@@ -69,6 +69,9 @@ def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=defaults.top_p, help="1 = off")
     parser.add_argument("--cfg-scale", type=float, default=defaults.cfg_scale,
                         help="classifier-free guidance; 1 = off, >1 follows lyrics and style harder (2x slower)")
+    parser.add_argument("--phone-guidance", type=float, default=defaults.phone_guidance,
+                        help="how hard the vocal codes are pulled towards each cued phone (the LM's phone table, "
+                             "lm.phone_prior); 0 = off (default: %(default)s)")
     parser.add_argument("--decoder-steps", type=int, default=None,
                         help="flow steps of the token -> audio decoders (default: theirs; 0 = no flow)")
     parser.add_argument("--takes", type=int, default=defaults.takes,
@@ -172,7 +175,8 @@ def _save(result, args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     options = {"temperature": args.temperature, "top_k": args.top_k or None, "top_p": args.top_p,
-               "cfg_scale": args.cfg_scale, "decoder_steps": args.decoder_steps, "takes": args.takes}
+               "cfg_scale": args.cfg_scale, "phone_guidance": args.phone_guidance, "decoder_steps": args.decoder_steps,
+               "takes": args.takes}
     sample_rate, samples_per_frame = _tokenizer_rates(args.checkpoints)
     # checked before the models load, so a typo costs a second, not a model load
     request = make_request(_read_lyrics(args.lyrics), args.style, args.duration, args.seed, args.mode, options,

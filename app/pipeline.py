@@ -144,10 +144,11 @@ class GenerationCancelled(Exception):
 Progress = Callable[[ProgressEvent], None]
 
 
-def _lm_options(options: SongOptions, seed: int) -> GenerationOptions:
-    """The LM's sampling settings of a request."""
+def _lm_options(options: SongOptions, seed: int, phone_table: bool) -> GenerationOptions:
+    """The LM's sampling settings of a request; phone guidance only where the LM has a phone table."""
     return GenerationOptions(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-                             cfg_scale=options.cfg_scale, phone_guidance=options.phone_guidance, seed=seed)
+                             cfg_scale=options.cfg_scale, phone_guidance=options.phone_guidance if phone_table else 0.0,
+                             seed=seed)
 
 
 def _tracks(song: SongTokens) -> tuple[np.ndarray, np.ndarray]:
@@ -280,6 +281,9 @@ class SongGenerator:
         warnings = list(request.warnings)
         if request.previous is not None:
             warnings += self._version_warnings(request.previous)
+        if request.options.phone_guidance > 0 and self.lm.config.phone_cues and self.lm.phone_prior is None:
+            warnings.append("This LM has no phone table (phone_prior.safetensors; python -m lm.phone_prior), so "
+                            "lyric guidance was off.")
         # continue and resample keep the mix levels of the song they build on
         levels = song_levels(request.previous) if request.previous is not None else None
         started = time.perf_counter()
@@ -306,7 +310,7 @@ class SongGenerator:
     def _sample(self, request: SongRequest, report: Progress, timings: dict) -> Sampled:
         """Run the LM for the request's mode."""
         model, vocab, mode = self.lm.model, self.lm.vocab, request.mode
-        options = _lm_options(request.options, request.seed)
+        options = _lm_options(request.options, request.seed, self.lm.phone_prior is not None)
         style_ids = self.lm.text.encode(request.style) if request.style else []
         new_sections = self._section_requests(request)
 
@@ -394,7 +398,7 @@ class SongGenerator:
         if n_takes == 1 or not targets:
             return sampled, []
         clock = time.perf_counter()
-        options = _lm_options(request.options, request.seed)
+        options = _lm_options(request.options, request.seed, self.lm.phone_prior is not None)
         total = (n_takes - 1) * sum(song.sections[i].n_frames for i in targets)
         done, records, best_vocals = 0, [], None
         for index in targets:

@@ -22,10 +22,11 @@ api_name               inputs                                                 ou
 ``generate``           lyrics, style, duration (s), seed, mode, upload        mix, vocals, accompaniment (WAV files),
                        (audio file or None), manifest (manifest.json or        picture (PNG), download (zip of stems +
                        None; continue only), temperature, top_k (0 = off),    manifest + picture), manifest
-                       top_p, cfg_scale, decoder_steps, takes (1-4)           (manifest.json), summary (Markdown)
+                       top_p, cfg_scale, decoder_steps, takes (1-4),          (manifest.json), summary (Markdown)
+                       phone_guidance
 ``resample``           manifest, track ("vocal"/"accompaniment"), section     the same seven outputs
                        ("all" or a 0-based section number), seed, then the
-                       six sampling settings
+                       seven sampling settings
 ``check_lyrics``       lyrics, mode, duration                                 sections table, notes (Markdown),
                                                                               normalised lyrics
 ``check_sung_lyrics``  vocals (audio file), manifest                          per-section table, summary (Markdown)
@@ -347,10 +348,10 @@ def _song_files(result: SongResult) -> tuple:
 # --- the handlers ----------------------------------------------------------------------------------------------
 
 
-def _options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes) -> dict:
+def _options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes, phone_guidance) -> dict:
     """The Advanced sliders as ``SongOptions`` fields; top-k 0 means off (None)."""
     return {"temperature": temperature, "top_k": top_k if top_k else None, "top_p": top_p,
-            "cfg_scale": cfg_scale, "decoder_steps": decoder_steps, "takes": takes}
+            "cfg_scale": cfg_scale, "decoder_steps": decoder_steps, "takes": takes, "phone_guidance": phone_guidance}
 
 
 def _progress_reporter(progress: gr.Progress) -> Callable[[ProgressEvent], bool]:
@@ -434,14 +435,15 @@ class SongActions:
         yield outputs
 
     def generate(self, lyrics, style, duration, seed, mode, upload, manifest, temperature, top_k, top_p, cfg_scale,
-                 decoder_steps, takes, progress=gr.Progress()):  # noqa: B008 (Gradio's way of asking for a progress bar)
+                 decoder_steps, takes, phone_guidance, progress=gr.Progress()):  # noqa: B008 (Gradio's way of asking for a progress bar)
         """Make a song in any mode but re-sample."""
         yield from self._make(progress, lyrics=lyrics, style=style, duration=duration, seed=seed, mode=mode,
                               audio=upload or None, manifest=manifest or None,
-                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes))
+                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes,
+                                               phone_guidance))
 
     def resample(self, manifest, track, section, seed, temperature, top_k, top_p, cfg_scale, decoder_steps, takes,
-                 progress=gr.Progress()):  # noqa: B008
+                 phone_guidance, progress=gr.Progress()):  # noqa: B008
         """Sample one track of a finished song again (one section or all), keeping the other track."""
         if not manifest:
             raise _error("Song record (manifest.json): make a song first, or upload the manifest.json of one")
@@ -449,7 +451,8 @@ class SongActions:
         # valid placeholder is passed
         yield from self._make(progress, lyrics="", style="", duration=DURATION_RANGE[0], seed=seed,
                               mode="resample", manifest=manifest, track=track, section=_section_choice(section),
-                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes))
+                              options=_options(temperature, top_k, top_p, cfg_scale, decoder_steps, takes,
+                                               phone_guidance))
 
     def remix(self, manifest, vocals_db, vocals_muted, accompaniment_db, accompaniment_muted,
               progress=gr.Progress()) -> tuple:  # noqa: B008
@@ -603,6 +606,10 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
                     cfg_scale = _slider(*OPTION_RANGES["cfg_scale"], value=defaults.cfg_scale, step=0.1,
                                         label="CFG scale",
                                         info="Above 1 follows style and lyrics harder, at twice the LM time; 1 = off.")
+                    phone_guidance = _slider(*OPTION_RANGES["phone_guidance"], value=defaults.phone_guidance,
+                                             step=0.1, label="Lyric guidance",
+                                             info="Pull the vocal towards each sung sound of the lyrics (the LM's "
+                                                  "phone table); higher = clearer words, less free melody. 0 = off.")
                     decoder_steps = _slider(*OPTION_RANGES["decoder_steps"], value=_decoder_default_steps(generator),
                                             step=1, label="Decoder steps",
                                             info="Flow steps from tokens to audio; more = finer, slower. "
@@ -660,7 +667,7 @@ def create_ui(generator: SongGenerator) -> gr.Blocks:
                         resample_vocal_button = gr.Button("Re-sample this section's vocal", scale=2)
 
         # --- wiring: cheap page updates outside the queue; the models inside it -----------------------------------
-        options = [temperature, top_k, top_p, cfg_scale, decoder_steps, takes]
+        options = [temperature, top_k, top_p, cfg_scale, decoder_steps, takes, phone_guidance]
         song_outputs = [mix, vocals, accompaniment, picture, download, manifest, summary]
 
         def show_mode(chosen, upload_path, song_record):

@@ -35,14 +35,15 @@ def lyrics_file(tmp_path_factory) -> Path:
 def test_generate_then_redecode_through_the_real_command(lyrics_file, tmp_path):
     out = tmp_path / "song"
     done = run_app("generate", "--lyrics", str(lyrics_file), "--style", "upbeat pop, female vocal", "--duration", "5",
-                   "--seed", "3", "--decoder-steps", "2", "--top-k", "40", "--format", "wav", "--format", "flac",
-                   "--out", str(out))
+                   "--seed", "3", "--decoder-steps", "2", "--top-k", "40", "--phone-guidance", "1.5", "--format", "wav",
+                   "--format", "flac", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "lm" in done.stderr  # progress went to stderr
     stems = {f"{stem}.{fmt}" for stem in ("mix", "vocals", "accompaniment") for fmt in ("wav", "flac")}
     assert {p.name for p in out.iterdir()} == {"manifest.json", "lyrics.lrc", *stems}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"]["seed"] == 3 and manifest["inputs"]["options"]["top_k"] == 40
+    assert manifest["inputs"]["options"]["phone_guidance"] == 1.5
     assert manifest["inputs"]["lyrics"] == LYRICS and manifest["audio"]["n_frames"] == 125
     mix, rate = sf.read(out / "mix.wav", dtype="int16")
     assert rate == 24_000 and len(mix) == 125 * 960

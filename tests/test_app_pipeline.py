@@ -245,6 +245,29 @@ def test_the_shipped_phone_cue_lm_cues_each_word_then_its_phones(generator, song
     assert generator._cues("hold me close tonight", 10) == generator.lm.word_pieces("hold me close tonight")
 
 
+def test_phone_guidance_hands_the_lms_table_to_sampling_and_is_off_without_one(generator, monkeypatch):
+    import app.pipeline
+
+    assert generator.lm.phone_prior is not None  # the shipped LM carries its phone table
+    seen = []
+    real_full_song = app.pipeline.full_song
+
+    def recording_full_song(model, vocab, style_ids, sections, options, progress, phone_prior):
+        seen.append((options.phone_guidance, phone_prior))
+        return real_full_song(model, vocab, style_ids, sections, options, progress, phone_prior)
+
+    monkeypatch.setattr(app.pipeline, "full_song", recording_full_song)
+    guided = generator.generate(LYRICS, STYLE, duration=5, seed=4, options={**FAST, "phone_guidance": 2.0})
+    plain = generator.generate(LYRICS, STYLE, duration=5, seed=4, options={**FAST, "phone_guidance": 0.0})
+    assert seen == [(2.0, generator.lm.phone_prior), (0.0, generator.lm.phone_prior)]
+    assert guided.manifest["inputs"]["options"]["phone_guidance"] == 2.0
+    assert not np.array_equal(guided.tokens.vocal, plain.tokens.vocal)  # the table moved the vocal codes
+    monkeypatch.setattr(generator.lm, "phone_prior", None)
+    without = generator.generate(LYRICS, STYLE, duration=5, seed=4, options={**FAST, "phone_guidance": 2.0})
+    assert seen[-1] == (0.0, None) and np.array_equal(without.tokens.vocal, plain.tokens.vocal)
+    assert any("no phone table" in warning for warning in without.warnings)
+
+
 @pytest.mark.parametrize("level", [0.3, 0.8])  # 0.8 + 0.8 is louder than full scale: turned down as a whole
 def test_saved_stems_sum_to_the_mix_exactly(song, tmp_path, level):
     n = len(song.mix)
@@ -338,6 +361,7 @@ BAD_INPUTS = [
     ({"options": {"top_p": 0}}, "options.top_p", "out of range"),
     ({"options": {"top_k": 0}}, "options.top_k", "out of range"),
     ({"options": {"cfg_scale": float("inf")}}, "options.cfg_scale", "must be a number"),
+    ({"options": {"phone_guidance": 9.0}}, "options.phone_guidance", "out of range"),
     ({"options": {"decoder_steps": 1000}}, "options.decoder_steps", "out of range"),
     ({"options": {"temprature": 1}}, "options", "unknown setting 'temprature'"),
     ({"options": "fast"}, "options", "mapping"),

@@ -32,7 +32,7 @@ RATE = 24_000
 SONG_SECONDS = 6
 LYRICS = "[verse]\nwe were dancing in the summer light\n\n[chorus]\nsing it loud tonight\n"
 STYLE = "upbeat pop, female vocal, 120 bpm, piano and synth bass"
-FAST = (1.0, 50, 1.0, 1.0, 2, 1)  # temperature, top-k, top-p, CFG scale, decoder steps, takes: a quick, real song
+FAST = (1.0, 50, 1.0, 1.0, 2, 1, 0.0)  # temperature, top-k, top-p, CFG, decoder steps, takes, phone guidance: quick
 # Lyrics as other apps write them: numbered and alias tags, backing vocals, an emoji, a wordless solo.
 PASTED_LYRICS = ("[Verse 1]\nCity lights (city lights) are calling me\n\n[Hook]\nRun away with me \u2764\ufe0f\n\n"
                  "[Guitar Solo]\n")
