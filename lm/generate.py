@@ -315,19 +315,18 @@ def cue_deadline(word: int, n_words: int, n_frames: int) -> int:
     return min((word + 1) * n_frames // (n_words + 1), n_frames - (n_words - word))
 
 
-def _phone_guide(phone_prior: PhonePrior | None, options: GenerationOptions, vocab: Vocabulary
-                 ) -> torch.Tensor | None:
-    """The vocal codes, in the order of the vocal slot's candidates, to index the phone table with; None when
-    phone guidance is off. Checks that a table is given and fits the vocabulary."""
+def _phone_guided(phone_prior: PhonePrior | None, options: GenerationOptions, vocab: Vocabulary) -> bool:
+    """Whether phone guidance is on; checks that a table is given and covers the vocal codes. A table row lines
+    up with the vocal slot's candidates as they are: the whole vocal range, in code order."""
     if options.phone_guidance == 0:
-        return None
+        return False
     if phone_prior is None:
         raise GenerationError("phone_guidance needs the LM's phone table (lm.phone_prior; "
                               "phone_prior.safetensors in the checkpoint folder)")
     if phone_prior.codebook_size != vocab.codebook_size_vocal:
         raise GenerationError(f"the phone table covers {phone_prior.codebook_size} vocal codes, the LM "
                               f"{vocab.codebook_size_vocal}")
-    return torch.arange(vocab.codebook_size_vocal)  # the vocal candidates are the whole vocal range, in order
+    return True
 
 
 def _model_device(model) -> torch.device:
@@ -374,7 +373,7 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
     Bad input raises ``GenerationError`` (a ``ValueError``) before the model runs.
     """
     options = options or GenerationOptions()
-    guide = _phone_guide(phone_prior, options, vocab)
+    phone_guided = _phone_guided(phone_prior, options, vocab)
     style_ids = None if style_ids is None else _check_pieces(style_ids, vocab, "style_ids")
     prefix = prefix if prefix is not None else SongTokens(list(style_ids or []), [])
     if style_ids is not None and style_ids != [int(i) for i in prefix.style_ids]:
@@ -404,6 +403,9 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
     close = np.zeros(vocab.size, dtype=bool)
     close[vocab.audio_close_id] = True  # frame counts are fixed, so </audio> is written, never sampled
     candidates = {kind: torch.from_numpy(np.flatnonzero(allowed_mask(kind, vocab) & ~close)) for kind in TRACKS}
+    if phone_guided and not torch.equal(candidates["vocal"], torch.arange(vocab.vocal_start, vocab.accomp_start)):
+        raise RuntimeError("the vocal candidates are no longer the vocal range in code order: the phone table's "
+                           "rows would not line up with them")
     # a vocal slot with words left to cue: <word> or a vocal code (<word> first, so index 0 means a cue)
     cue_or_vocal = torch.cat([torch.tensor([vocab.word_id]), candidates["vocal"]])
     first_id = {"vocal": vocab.vocal_start, "accomp": vocab.accomp_start}
@@ -419,10 +421,10 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
 
     def vocal_bias(frame: int) -> torch.Tensor | None:
         """λ · the phone table's log-ratio of every vocal candidate, ``frame`` frames into the section."""
-        if guide is None or phone_cue is None:
+        if not phone_guided or phone_cue is None:
             return None
         row, cue_frame = phone_cue
-        return options.phone_guidance * phone_prior.bias(row, frame - cue_frame)[guide]
+        return options.phone_guidance * phone_prior.bias(row, frame - cue_frame)
 
     def starts_word(log_probs: torch.Tensor, slot_ids: torch.Tensor) -> bool:
         """Whether the next word starts here, drawn at the model's own odds of ``<word>`` against the slot's
@@ -462,7 +464,7 @@ def generate_song(model, vocab: Vocabulary, style_ids: Sequence[int] | None, sec
                         # a cue (sampled, or written because the word's deadline has come)
                         word = words[len(cues)]
                         cues.append(WordCue(frame, tuple(word)))
-                        if guide is not None:  # a word cue ends the last word's phone; its own phones follow
+                        if phone_guided:  # a word cue ends the last word's phone; its own phones follow
                             row = phone_prior.row_of_cue(word)
                             phone_cue = None if row is None else (row, frame)
                         streams[0].push([vocab.word_id, *vocab.text_id(np.asarray(word, np.int64)).tolist()])
