@@ -12,7 +12,10 @@ LM was given for each manifest section; the app's UI reads the same lines back f
 Reference: the same ``check_lyrics`` on the vocal stems of the first ``--n-corpus`` songs (sorted) of
 ``data/corpus/validation``, with sections and lines from their ``meta.json`` (``sections_from_meta``). That is
 the judge's floor: Whisper misses sung words even in the training data's own clean singing, so the generated
-WER is read against it (the ratio), not against 0.
+WER is read against it (the ratio), not against 0. With ``--corpus-tokens`` (the same songs' token corpus, with
+their words' phone times), a second reference: those songs' own tokens decoded by the app's decoders, given their
+sung words and phone times as the app gives the LM's cues. That is what the decoders let through of true tokens:
+the ceiling for generated tokens under these decoders.
 
 WER = errors (substitutions + deletions + insertions) over reference words, summed over sections and songs.
 Sections judged silent (vocal below -60 dBFS: the model sang nothing) count all their words as errors and are
@@ -113,6 +116,22 @@ def check_corpus(folder: Path) -> dict:
             "sections": report.to_dict()["sections"]}
 
 
+def check_corpus_decoded(generator, folder: Path, record: dict) -> dict:
+    """The same check on one corpus song's vocal decoded from its own tokens (``--corpus-tokens``)."""
+    from app.lyric_check import check_lyrics, sections_from_meta
+    from tokenizer.duotok import TrackTokens
+
+    meta = json.loads((folder / "meta.json").read_text())
+    tokens = TrackTokens(record["vocal"], record["accomp"])
+    vocals, _, _ = generator.tokenizer.decode(tokens, seed=0, words=record.get("words") or None)
+    report = check_lyrics(vocals, generator.sample_rate, sections_from_meta(meta))
+    return {"id": meta["id"], "voice": meta["voice"]["name"], "seconds": round(len(vocals) / generator.sample_rate, 2),
+            "errors": report.errors, "words": report.words, "hits": report.hits,
+            "wer": None if report.wer is None else round(report.wer, 4),
+            "silent_sections": sum(s.note == "(silence)" for s in report.sections),
+            "sections": report.to_dict()["sections"]}
+
+
 def total(rows: list[dict]) -> dict:
     errors, words, hits = (sum(r[key] for r in rows) for key in ("errors", "words", "hits"))
     result = {"songs": len(rows), "errors": errors, "words": words,
@@ -157,7 +176,12 @@ def table(result: dict) -> str:
     for row in corpus["per_song"]:
         wer = "–" if row["wer"] is None else f"{row['wer']:.3f}"
         lines.append(f"| {row['id']} | {row['voice']} | {row['words']} | {row['errors']} | {wer} | {row['hits']} |")
-    lines += [f"| **corpus, all** | | {c['words']} | {c['errors']} | **{c['wer']:.3f}** | {c['hits']} |", "",
+    lines.append(f"| **corpus, all** | | {c['words']} | {c['errors']} | **{c['wer']:.3f}** | {c['hits']} |")
+    if "corpus_decoded" in result:
+        d = result["corpus_decoded"]["total"]
+        lines.append(f"| **corpus tokens, decoded** | | {d['words']} | {d['errors']} | **{d['wer']:.3f}** | "
+                     f"{d['hits']} |")
+    lines += ["",
               f"Generated WER {g['wer']:.3f} against the ground truth's {c['wer']:.3f} under the same judge: "
               f"{result['wer_ratio']:.2f}× the floor."]
     return "\n".join(lines)
@@ -175,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg-scale", type=float, help="LM classifier-free guidance scale (default: the app's)")
     parser.add_argument("--phone-guidance", type=float, help="weight of the LM's phone table (default: the app's)")
     parser.add_argument("--takes", type=int, help="vocal takes per sung section (default: the app's)")
+    parser.add_argument("--corpus-tokens", type=Path,
+                        help="token corpus of --corpus (e.g. data/tokens/validation-ph): also check those songs' own "
+                             "tokens decoded by the app's decoders")
     parser.add_argument("--name", default="app_lyrics", help="results file name under bench/results")
     args = parser.parse_args(argv)
     if not 1 <= args.prompts <= len(PROMPTS):
@@ -204,6 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         corpus.append(row)
         print(f"[app_lyrics] corpus {row['id']}: WER {row['wer']} ({row['errors']}/{row['words']})", flush=True)
 
+    decoded = []
+    if args.corpus_tokens is not None:
+        from lm.data import iter_token_records
+
+        records = {r["id"]: r for r in iter_token_records(args.corpus_tokens)}
+        missing = [folder.name for folder in folders if folder.name not in records]
+        if missing:
+            raise SystemExit(f"error: {args.corpus_tokens} has no tokens for {', '.join(missing[:3])}")
+        for folder in folders:
+            row = check_corpus_decoded(generator, folder, records[folder.name])
+            decoded.append(row)
+            print(f"[app_lyrics] corpus decoded {row['id']}: WER {row['wer']} ({row['errors']}/{row['words']})",
+                  flush=True)
+
     g, c = total(generated), total(corpus)
     result = {"benchmark": "app_lyrics", "machine": machine(), "checkpoints": args.checkpoints or "checkpoints/",
               "asr": "app.lyric_check: whisper tiny.en (faster-whisper, int8), greedy, per section",
@@ -212,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
               "generated": {"total": g, "per_prompt": generated,
                             "prompts": [{"style": s, "lyrics": lyr} for s, lyr in PROMPTS[: args.prompts]]},
               "corpus": {"total": c, "per_song": corpus}, "wall_seconds": round(time.time() - started, 1)}
+    if decoded:
+        result["corpus_decoded"] = {"tokens": str(args.corpus_tokens), "total": total(decoded), "per_song": decoded}
     save(args.name, result, table(result))
     print(table(result))
     return 0

@@ -12,7 +12,9 @@ words). Per section:
 - **identified**: its own lyrics match strictly best of all (chance: one in the number of distinct lyrics).
 
 The corpus's own vocals, read the same way from the same result files (``corpus`` rows: ground-truth singing
-against the lyrics of the corpus sections), give the reference a sung corpus reaches under this judge. With
+against the lyrics of the corpus sections), give the reference a sung corpus reaches under this judge; where the
+results hold them (``bench.app_lyrics --corpus-tokens``), the same songs' own tokens through the app's decoders
+give the ceiling these decoders leave for generated tokens. With
 ``--against``, the two sets of runs are paired section by section (same prompt, seed and section) and the mean
 rank difference gets a 95% bootstrap interval over sections.
 
@@ -34,7 +36,7 @@ from bench.common import RESULTS, bootstrap_interval, machine, save
 
 def sections_of(runs: list[dict], kind: str) -> list[dict]:
     """Sung sections with words, as ``{"key", "lyrics" (normalised words), "heard" (normalised words)}``;
-    ``kind`` "generated" (keyed by prompt, seed, section) or "corpus" (by song id, section)."""
+    ``kind`` "generated" (keyed by prompt, seed, section), "corpus" or "corpus_decoded" (by song id, section)."""
     sections = []
     for run in runs:
         rows = run[kind]["per_prompt" if kind == "generated" else "per_song"]
@@ -98,6 +100,8 @@ def table(result: dict) -> str:
     if result["against"]:
         lines.append(_row("generated, against", result["against_generated"]))
     lines.append(_row("corpus vocals (ground truth)", result["corpus"]))
+    if "corpus_decoded" in result:
+        lines.append(_row("corpus tokens, decoded", result["corpus_decoded"]))
     if result["against"]:
         p = result["paired"]
         low, high = p["interval"]
@@ -124,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
               "options": runs[0].get("options") or "the app's defaults of the day",
               "generated": following(sections_of(runs, "generated")),
               "corpus": following(sections_of(runs[:1], "corpus"))}
+    if "corpus_decoded" in runs[0]:
+        result["corpus_decoded"] = following(sections_of(runs[:1], "corpus_decoded"))
     if against:
         result["against_options"] = against[0].get("options") or "the app's defaults of the day"
         result["against_generated"] = following(sections_of(against, "generated"))

@@ -13,7 +13,8 @@ LYRICS = {"verse": ["we walked along the river"], "chorus": ["come home to me to
 def run(heard: dict[str, str], seed: int = 0) -> dict:
     sections = [{"name": name, "lines": lines, "hypothesis": heard.get(name, "")} for name, lines in LYRICS.items()]
     return {"generated": {"per_prompt": [{"prompt": 0, "seed": seed, "sections": sections}]},
-            "corpus": {"per_song": [{"id": "s2-0", "sections": sections}]}}
+            "corpus": {"per_song": [{"id": "s2-0", "sections": sections}]},
+            "corpus_decoded": {"per_song": [{"id": "s2-0", "sections": sections}]}}
 
 
 def test_sections_sung_with_their_own_words_rank_first():
@@ -46,3 +47,4 @@ def test_runs_pair_section_by_section_and_need_two_distinct_lyrics():
     with pytest.raises(SystemExit, match="fewer than two distinct"):
         following(sections_of([one], "generated"))
     assert sections_of([run({})], "corpus")[0]["key"] == ("s2-0", "verse")
+    assert sections_of([run({})], "corpus_decoded")[1]["key"] == ("s2-0", "chorus")
