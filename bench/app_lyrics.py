@@ -101,6 +101,15 @@ def check_generated(generator, index: int, style: str, lyrics: str, seconds: flo
             "warnings": result.warnings, "sections": report.to_dict()["sections"]}
 
 
+def corpus_row(meta: dict, seconds: float, report) -> dict:
+    """One corpus song's row of the results, from its ``check_lyrics`` report."""
+    return {"id": meta["id"], "voice": meta["voice"]["name"], "seconds": round(seconds, 2),
+            "errors": report.errors, "words": report.words, "hits": report.hits,
+            "wer": None if report.wer is None else round(report.wer, 4),
+            "silent_sections": sum(s.note == "(silence)" for s in report.sections),
+            "sections": report.to_dict()["sections"]}
+
+
 def check_corpus(folder: Path) -> dict:
     """The same check on one corpus song's ground-truth vocal stem."""
     from app.lyric_check import check_lyrics, sections_from_meta
@@ -108,12 +117,7 @@ def check_corpus(folder: Path) -> dict:
 
     meta = json.loads((folder / "meta.json").read_text())
     samples, rate = read_audio(folder / "vocals.flac")
-    report = check_lyrics(samples, rate, sections_from_meta(meta))
-    return {"id": meta["id"], "voice": meta["voice"]["name"], "seconds": round(len(samples) / rate, 2),
-            "errors": report.errors, "words": report.words, "hits": report.hits,
-            "wer": None if report.wer is None else round(report.wer, 4),
-            "silent_sections": sum(s.note == "(silence)" for s in report.sections),
-            "sections": report.to_dict()["sections"]}
+    return corpus_row(meta, len(samples) / rate, check_lyrics(samples, rate, sections_from_meta(meta)))
 
 
 def check_corpus_decoded(generator, folder: Path, record: dict) -> dict:
@@ -122,14 +126,10 @@ def check_corpus_decoded(generator, folder: Path, record: dict) -> dict:
     from tokenizer.duotok import TrackTokens
 
     meta = json.loads((folder / "meta.json").read_text())
-    tokens = TrackTokens(record["vocal"], record["accomp"])
-    vocals, _, _ = generator.tokenizer.decode(tokens, seed=0, words=record.get("words") or None)
-    report = check_lyrics(vocals, generator.sample_rate, sections_from_meta(meta))
-    return {"id": meta["id"], "voice": meta["voice"]["name"], "seconds": round(len(vocals) / generator.sample_rate, 2),
-            "errors": report.errors, "words": report.words, "hits": report.hits,
-            "wer": None if report.wer is None else round(report.wer, 4),
-            "silent_sections": sum(s.note == "(silence)" for s in report.sections),
-            "sections": report.to_dict()["sections"]}
+    vocals, _, _ = generator.tokenizer.decode(TrackTokens(record["vocal"], record["accomp"]), seed=0,
+                                              words=record.get("words") or None)
+    rate = generator.sample_rate
+    return corpus_row(meta, len(vocals) / rate, check_lyrics(vocals, rate, sections_from_meta(meta)))
 
 
 def total(rows: list[dict]) -> dict:
