@@ -234,17 +234,6 @@ def test_paper_config_builds_and_takes_a_training_step_on_two_seconds():
     assert not torch.equal(before, model.ssl_head.weight)
 
 
-@pytest.fixture(scope="module")
-def tiny_songs(tmp_path_factory):
-    from corpus.song import SongOptions
-    from corpus.synth import synthesize
-
-    out = tmp_path_factory.mktemp("songs")
-    summary = synthesize(out, 2, 11, options=SongOptions(min_seconds=6, max_seconds=8), progress=False)
-    assert summary["failed"] == {}
-    return out
-
-
 def test_every_training_stage_runs_through_its_cli_and_resumes(tiny_songs, tmp_path, monkeypatch):
     import tokenizer.config as config_module
 

@@ -165,17 +165,6 @@ def test_wrong_or_broken_checkpoint_is_a_clear_error(tmp_path):
         load_vocoder(tmp_path / "v")
 
 
-@pytest.fixture(scope="module")
-def tiny_songs(tmp_path_factory):
-    from corpus.song import SongOptions
-    from corpus.synth import synthesize
-
-    out = tmp_path_factory.mktemp("songs")
-    summary = synthesize(out, 2, 11, options=SongOptions(min_seconds=6, max_seconds=8), progress=False)
-    assert summary["failed"] == {}
-    return out
-
-
 def test_training_cli_runs_resumes_exports_and_evaluates(tiny_songs, tmp_path, monkeypatch, capsys):
     import tokenizer.vocoder as vocoder_module
 

@@ -145,17 +145,6 @@ def test_a_gan_step_moves_both_networks_and_leaves_the_discriminators_trainable(
     assert float(out["discriminator"]) > 0
 
 
-@pytest.fixture(scope="module")
-def tiny_songs(tmp_path_factory):
-    from corpus.song import SongOptions
-    from corpus.synth import synthesize
-
-    out = tmp_path_factory.mktemp("songs")
-    summary = synthesize(out, 1, 12, options=SongOptions(min_seconds=6, max_seconds=8), progress=False)
-    assert summary["failed"] == {}
-    return out
-
-
 def test_gan_training_cli_runs_resumes_and_exports_the_vocoder_only(tiny_songs, tmp_path, monkeypatch):
     import tokenizer.vocoder as vocoder_module
 
