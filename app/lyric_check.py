@@ -336,3 +336,13 @@ def sections_from_meta(meta: dict) -> list[dict]:
             out[line["section"]]["lines"].append(line["text"])
     return out
 
+
+
+def sections_from_manifest(sections: list[dict], lines: list[list[str]]) -> list[dict]:
+    """``check_lyrics`` sections from a song manifest's ``sections`` (tag, start, end seconds), named "1 [verse]",
+    "2 [chorus]", …, with each section's lyric ``lines`` (the manifest stores lyrics as LM text pieces, so the
+    caller reads them back, or takes them from the request's plan)."""
+    if len(lines) != len(sections):
+        raise ValueError(f"{len(lines)} sections of lines for {len(sections)} manifest sections")
+    return [{"name": f"{i + 1} [{s['tag']}]", "start_seconds": s["start_seconds"], "end_seconds": s["end_seconds"],
+             "lines": list(section_lines)} for i, (s, section_lines) in enumerate(zip(sections, lines, strict=True))]

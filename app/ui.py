@@ -484,9 +484,8 @@ class SongActions:
             samples, rate = read_audio(vocals)
         except (ManifestError, AudioReadError) as error:
             raise _error(_hide_paths(f"Check the sung lyrics: {error}", vocals, manifest)) from None
-        sections = [{"name": f"{i + 1} [{s['tag']}]", "start_seconds": s["start_seconds"],
-                     "end_seconds": s["end_seconds"], "lines": self._section_lines(s)}
-                    for i, s in enumerate(record["sections"])]
+        sections = lyric_check.sections_from_manifest(
+            record["sections"], [self._section_lines(s) for s in record["sections"]])
         try:
             report = lyric_check.check_lyrics(samples, int(rate), sections)
         except ValueError as error:  # sections that do not belong to this audio, empty audio

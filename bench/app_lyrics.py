@@ -72,7 +72,7 @@ PROMPTS = [
 def check_generated(generator, index: int, style: str, lyrics: str, seconds: float, seed: int,
                     options: dict | None = None) -> dict:
     """Make one prompt's song and check its vocal stem; one row of the results."""
-    from app.lyric_check import check_lyrics
+    from app.lyric_check import check_lyrics, sections_from_manifest
     from bench.asr import transcribe, word_errors
 
     request = generator.check_request(lyrics, style, duration=seconds, seed=seed, options=options)
@@ -83,9 +83,8 @@ def check_generated(generator, index: int, style: str, lyrics: str, seconds: flo
     # the manifest stores a section's lyrics as LM text pieces; the plan has the same sections as lines
     if [s.n_frames for s in planned] != [s["n_frames"] for s in recorded]:
         raise RuntimeError(f"prompt {index}: the manifest's sections do not match the request's plan")
-    sections = [{"name": f"{i + 1} [{s['tag']}]", "start_seconds": s["start_seconds"],
-                 "end_seconds": s["end_seconds"], "lines": [] if s["instrumental"] else list(plan.lines)}
-                for i, (s, plan) in enumerate(zip(recorded, planned, strict=True))]
+    sections = sections_from_manifest(
+        recorded, [[] if s["instrumental"] else list(plan.lines) for s, plan in zip(recorded, planned, strict=True)])
     clock = time.perf_counter()
     report = check_lyrics(result.vocals, result.sample_rate, sections)
     # a second view, not the one vocal takes are chosen by: the whole stem at once, beam 5 (bench.asr)

@@ -18,6 +18,7 @@ from app.lyric_check import (
     LyricReport,
     align,
     check_lyrics,
+    sections_from_manifest,
     sections_from_meta,
     whisper_model,
 )
@@ -150,6 +151,16 @@ def test_sections_from_meta_skips_instrumental_lines():
     assert sections_from_meta(meta) == [
         {"name": "verse", "start_seconds": 0.0, "end_seconds": 4.0, "lines": ["one line", "two lines"]},
         {"name": "inst", "start_seconds": 4.0, "end_seconds": 6.0, "lines": []}]
+
+
+def test_sections_from_manifest_names_sections_in_order_and_checks_the_count():
+    manifest_sections = [{"tag": "verse", "start_seconds": 0.0, "end_seconds": 4.0, "n_frames": 100},
+                         {"tag": "chorus", "start_seconds": 4.0, "end_seconds": 7.0, "n_frames": 75}]
+    assert sections_from_manifest(manifest_sections, [["a line"], []]) == [
+        {"name": "1 [verse]", "start_seconds": 0.0, "end_seconds": 4.0, "lines": ["a line"]},
+        {"name": "2 [chorus]", "start_seconds": 4.0, "end_seconds": 7.0, "lines": []}]
+    with pytest.raises(ValueError, match="1 sections of lines for 2 manifest sections"):
+        sections_from_manifest(manifest_sections, [["a line"]])
 
 
 def test_report_rows_and_json(true_report):
