@@ -337,7 +337,6 @@ def sections_from_meta(meta: dict) -> list[dict]:
     return out
 
 
-
 def sections_from_manifest(sections: list[dict], lines: list[list[str]]) -> list[dict]:
     """``check_lyrics`` sections from a song manifest's ``sections`` (tag, start, end seconds), named "1 [verse]",
     "2 [chorus]", …, with each section's lyric ``lines`` (the manifest stores lyrics as LM text pieces, so the

@@ -50,13 +50,10 @@ def make_checkpoint(directory: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def songs(tmp_path_factory) -> Path:
-    from corpus.song import SongOptions
-    from corpus.synth import synthesize
-
-    root = tmp_path_factory.mktemp("songs")
-    summary = synthesize(root, 2, 11, options=SongOptions(min_seconds=6, max_seconds=8), progress=False)
-    assert not summary.get("failures")
+def songs(tiny_songs, tmp_path_factory) -> Path:
+    """The shared two songs (copied: this corpus adds a mix-only and a broken song folder beside them)."""
+    root = tmp_path_factory.mktemp("songs") / "corpus"
+    shutil.copytree(tiny_songs, root)
     mix_only = root / "mixonly"
     mix_only.mkdir()
     t = np.arange(int(3.3 * SR)) / SR
