@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     flags = "".join(f" --{flag} {value:g}" for flag, value, default in (
         ("temperature", args.temperature, 1.0), ("top-k", args.top_k, TOP_K), ("cfg-scale", args.cfg_scale, 1.0),
         ("seed", args.seed, 0)) if value != default)
+    flags += "".join(f" --{option.replace('_', '-')} {getattr(args, option)}"
+                     for option in ("tokens_train", "songs_train", "tokens_val", "songs_val")
+                     if getattr(args, option) != parser.get_default(option))
     name = "" if args.name == "lyric_phones" else f" --name {args.name}"
     lines += ["", f"`python -m bench.lyric_phones --lm {' '.join(names)} --n {args.n}{flags}{name}` "
                   f"({result['seconds']:.0f} s)"]
