@@ -220,12 +220,12 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", f"PER with own lyrics, `{names[-1]}` − `{names[0]}`, mean over songs: "
                       f"{comparison['per_own_difference_mean']:+.4f} (95% interval {comparison['interval'][0]:+.4f} … "
                       f"{comparison['interval'][1]:+.4f})."]
-    flags = "".join(f" --{flag} {value:g}" for flag, value, default in (
-        ("temperature", args.temperature, 1.0), ("top-k", args.top_k, TOP_K), ("cfg-scale", args.cfg_scale, 1.0),
-        ("seed", args.seed, 0)) if value != default)
-    flags += "".join(f" --{option.replace('_', '-')} {getattr(args, option)}"
-                     for option in ("tokens_train", "songs_train", "tokens_val", "songs_val")
-                     if getattr(args, option) != parser.get_default(option))
+    # the recorded command names every setting that differs from its default, so it re-makes this result
+    changed = {option: getattr(args, option) for option in ("temperature", "top_k", "cfg_scale", "seed", "tokens_train",
+                                                             "songs_train", "tokens_val", "songs_val")
+               if getattr(args, option) != parser.get_default(option)}
+    flags = "".join(f" --{option.replace('_', '-')} {value:g}" if isinstance(value, float)
+                    else f" --{option.replace('_', '-')} {value}" for option, value in changed.items())
     name = "" if args.name == "lyric_phones" else f" --name {args.name}"
     lines += ["", f"`python -m bench.lyric_phones --lm {' '.join(names)} --n {args.n}{flags}{name}` "
                   f"({result['seconds']:.0f} s)"]
