@@ -25,6 +25,11 @@ updates (each ``--grad-accum`` micro-batches). ``<run-dir>/log.jsonl`` gets a li
 and one per evaluation: validation loss overall and per track, i.e. on the positions whose target is a
 vocal code, an accompaniment code, lyric/style text, or a layout marker. The end writes
 ``<run-dir>/final`` (and ``--export``) with ``SongLM.save_pretrained``.
+
+Each evaluation that lowers the overall validation loss below every earlier one of the run (resumed parts
+included) also writes the model to ``<run-dir>/best`` and its step and losses to ``<run-dir>/best.json``.
+A small corpus is overfitted within a pass or two (validation loss turns up while training loss keeps
+falling), so ``--export-best`` makes ``--export`` the best-validation weights instead of the last ones.
 """
 
 from __future__ import annotations
@@ -53,18 +58,21 @@ TRACKS = ("vocal", "accomp", "text", "markers")
 
 
 class TrainProgress:
-    """Optimizer steps and micro-batches done, saved with accelerate's state so a resumed run continues
-    at the same step and the same place in its epoch."""
+    """Optimizer steps and micro-batches done, and the lowest validation loss so far, saved with accelerate's
+    state so a resumed run continues at the same step, the same place in its epoch, and the same best."""
 
     def __init__(self):
         self.step = 0
         self.batches = 0
+        self.best_val_loss = math.inf
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "batches": self.batches}
+        return {"step": self.step, "batches": self.batches, "best_val_loss": self.best_val_loss}
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.batches = int(state["step"]), int(state["batches"])
+        # states saved before the best was tracked have none: the next evaluation becomes the best
+        self.best_val_loss = float(state.get("best_val_loss", math.inf))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -102,6 +110,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--export", help="also write the final checkpoint here (e.g. checkpoints/lm-tiny)")
+    parser.add_argument("--export-best", action="store_true",
+                        help="--export gets the weights of the evaluation with the lowest validation loss "
+                             "(<run-dir>/best) instead of the last step's")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
     parser.add_argument("--export-dtype", default="float32", choices=("float32", "float16"),
                         help="storage type of the final checkpoint's weights (float16 halves the file; loading "
@@ -247,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     initial = load_initial_model(args, info)
     if args.phone_cues and not args.word_cues:
         raise SystemExit("error: --phone-cues needs --word-cues (a phone cue follows its word's cue)")
+    if args.export_best and not args.export:
+        raise SystemExit("error: --export-best says which weights --export gets; add --export DIR")
     config = replace(initial.config if initial else LM_CONFIGS[args.config], word_cues=args.word_cues,
                      phone_cues=args.phone_cues)
     if args.max_len > config.max_position_embeddings:
@@ -259,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         train_loader, val_loader = build_loaders(args, text, vocab, config)
     except (TokenDataError, TextTokenizerError) as error:
         raise SystemExit(f"error: {error}") from None
+    if args.export_best and val_loader is None:
+        raise SystemExit("error: --export-best needs validation songs; pass --val-data")
     if config.word_cues and not any(s.cues for song in train_loader.dataset.songs for s in song.sections):
         raise SystemExit(f"error: --word-cues, but no record in {args.data} has word times (a token corpus "
                          "made before the words column, or songs without them in meta.json); tokenize again")
@@ -295,6 +310,21 @@ def main(argv: list[str] | None = None) -> int:
             with open(log_path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
 
+    dtype = getattr(torch, args.export_dtype)
+
+    def evaluate_and_keep_best() -> bool:
+        """Log a validation pass; if it is the run's lowest loss, write ``best`` and ``best.json`` (True)."""
+        result = evaluate(model, val_loader, vocab, accelerator, args.eval_batches)
+        log({"step": progress.step, **result})
+        if result["val_loss"] is None or not result["val_loss"] < progress.best_val_loss:  # NaN is never best
+            return False
+        progress.best_val_loss = result["val_loss"]  # every process sees the same reduced loss
+        if accelerator.is_main_process:
+            best = SongLM(accelerator.unwrap_model(model), vocab, text, config)
+            best.save_pretrained(run_dir / "best", dtype=dtype)
+            atomic_write_json(run_dir / "best.json", {"step": progress.step, **result})
+        return True
+
     started, last_saved, last_eval, step_losses = time.time(), progress.step, None, []
     while progress.step < args.steps:
         # resume inside the epoch: skip the micro-batches this epoch already consumed
@@ -322,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                      "lr": optimizer.param_groups[0]["lr"], "loss": round(float(mean_loss), 4), "epoch": epoch})
             step_losses = []
             if val_loader is not None and progress.step % args.eval_every == 0:
-                log({"step": progress.step, **evaluate(model, val_loader, vocab, accelerator, args.eval_batches)})
+                evaluate_and_keep_best()
                 last_eval = progress.step
             if progress.step % args.save_every == 0:
                 accelerator.save_state()
@@ -330,18 +360,23 @@ def main(argv: list[str] | None = None) -> int:
             if progress.step >= args.steps:
                 break
 
-    if last_saved != progress.step:  # a later, longer run continues from exactly here
+    new_best = val_loader is not None and last_eval != progress.step and evaluate_and_keep_best()
+    if last_saved != progress.step or new_best:  # a later, longer run continues from here, with this best
         accelerator.save_state()
-    if val_loader is not None and last_eval != progress.step:
-        log({"step": progress.step, **evaluate(model, val_loader, vocab, accelerator, args.eval_batches)})
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = SongLM(accelerator.unwrap_model(model).eval(), vocab, text, config)
-        dtype = getattr(torch, args.export_dtype)
         final.save_pretrained(run_dir / "final", dtype=dtype)
-        if args.export:
+        if args.export_best:
+            # a copy of the best folder's files, so the export is exactly what ``best`` holds
+            SongLM.from_pretrained(run_dir / "best").save_pretrained(args.export, dtype=dtype)
+            best_step = json.loads((run_dir / "best.json").read_text())["step"]
+            accelerator.print(f"wrote {run_dir / 'final'}, and {args.export} from step {best_step} (best)")
+        elif args.export:
             final.save_pretrained(args.export, dtype=dtype)
-        accelerator.print(f"wrote {run_dir / 'final'}" + (f" and {args.export}" if args.export else ""))
+            accelerator.print(f"wrote {run_dir / 'final'} and {args.export}")
+        else:
+            accelerator.print(f"wrote {run_dir / 'final'}")
     return 0
 
 
