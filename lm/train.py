@@ -238,6 +238,8 @@ def build_loaders(args: argparse.Namespace, text: TextTokenizer, vocab: Vocabula
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.export_best and not args.export:  # an argument check: before any corpus or model is read
+        raise SystemExit("error: --export-best says which weights --export gets; add --export DIR")
     run_dir = Path(args.run_dir)
     try:
         info = read_corpus_info(args.data)
@@ -258,8 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     initial = load_initial_model(args, info)
     if args.phone_cues and not args.word_cues:
         raise SystemExit("error: --phone-cues needs --word-cues (a phone cue follows its word's cue)")
-    if args.export_best and not args.export:
-        raise SystemExit("error: --export-best says which weights --export gets; add --export DIR")
     config = replace(initial.config if initial else LM_CONFIGS[args.config], word_cues=args.word_cues,
                      phone_cues=args.phone_cues)
     if args.max_len > config.max_position_embeddings:
@@ -368,7 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         final = SongLM(accelerator.unwrap_model(model).eval(), vocab, text, config)
         final.save_pretrained(run_dir / "final", dtype=dtype)
         if args.export_best:
-            # a copy of the best folder's files, so the export is exactly what ``best`` holds
+            if not (run_dir / "best.json").is_file():  # every evaluation gave no loss (NaN or none)
+                raise SystemExit(f"error: --export-best, but no evaluation of {run_dir} gave a finite validation "
+                                 "loss, so there are no best weights to export")
+            # reloaded and saved again (save_pretrained's atomic replace), so the export is what ``best`` holds
             SongLM.from_pretrained(run_dir / "best").save_pretrained(args.export, dtype=dtype)
             best_step = json.loads((run_dir / "best.json").read_text())["step"]
             accelerator.print(f"wrote {run_dir / 'final'}, and {args.export} from step {best_step} (best)")
