@@ -13,6 +13,18 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+# tempfile's mkstemp / mkdtemp make private temporaries (files 0600, folders 0700). Once one is renamed into place
+# it is an ordinary output, so it gets the mode open() or mkdir() would have given it under this process's umask:
+# a corpus, a checkpoint or a song written for others to read is readable by them. The umask can only be read by
+# setting it, so it is read once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def give_default_mode(path: str | Path, directory: bool = False) -> None:
+    """Set ``path`` to the mode a plain ``open`` (0666) or ``mkdir`` (0777) would have given it, less the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_UMASK)
+
 
 class AudioReadError(ValueError):
     """A file that exists but cannot be read as audio."""
@@ -26,6 +38,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        give_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -56,6 +69,7 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None
     os.close(fd)
     try:
         sf.write(tmp, samples, sample_rate, subtype=subtype, format=fmt)
+        give_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pretty_midi
 
 from corpus import GENERATOR_VERSION, SAMPLE_RATE
-from corpus.audio_io import atomic_write_json, atomic_write_text, write_audio
+from corpus.audio_io import atomic_write_json, atomic_write_text, give_default_mode, write_audio
 from corpus.band import TRAINING_SOUNDFONTS, PartRenderer, PartWriter, sample_instrumentation
 from corpus.lyrics import THEME_NOUNS, LyricWriter, Word, load_word_bank
 from corpus.mixing import add_reverb, add_vibrato, mix_song
@@ -208,6 +208,7 @@ def render_song(seed: int, song_id: str, out_dir: str | Path, options: SongOptio
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{song_id}.", dir=out_dir))
+    give_default_mode(staging, directory=True)
     try:
         write_audio(staging / "mix.flac", mixed.mix, sr)
         write_audio(staging / "vocals.flac", mixed.vocals, sr)

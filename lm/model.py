@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from corpus.audio_io import give_default_mode
 from lm.layout import LayoutError, Vocabulary
 from lm.phone_prior import PHONE_PRIOR_NAME, PhonePrior, PhonePriorError
 from lm.phonemes import word_phones
@@ -229,6 +230,7 @@ class SongLM:
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        give_default_mode(staging, directory=True)
         try:
             state = None
             if dtype is not None:

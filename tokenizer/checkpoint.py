@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from corpus.audio_io import give_default_mode
 from tokenizer.config import DuoTokConfig
 from tokenizer.model import DuoTokModel
 
@@ -30,6 +31,7 @@ def write_weights(model: nn.Module, directory: Path, dtype: torch.dtype = torch.
     os.close(fd)
     try:
         save_file(state, tmp, metadata={"format": "pt", **(metadata or {})})
+        give_default_mode(tmp)
         os.replace(tmp, directory / "model.safetensors")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
