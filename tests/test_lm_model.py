@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from corpus import audio_io
 from lm.data import (
     IGNORE_INDEX,
     TokenDataError,
@@ -111,6 +112,8 @@ def test_songlm_save_load_round_trip_gives_identical_logits(tmp_path, text_model
     song_lm.save_pretrained(tmp_path / "ckpt")
     song_lm.save_pretrained(tmp_path / "ckpt")  # replacing an existing folder works and leaves no temp folders
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    # the folder has a plain mkdir's mode, not the 0700 of the temporary folder it was written into
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o777 & ~audio_io._UMASK
     loaded = SongLM.from_pretrained(tmp_path / "ckpt")
     ids = torch.randint(0, vocab.size, (2, 40))
     assert torch.equal(song_lm.model(ids).logits, loaded.model(ids).logits)
