@@ -67,7 +67,10 @@ class VocoderConfig(DictConfig):
     # it unchanged. Off by default: 4,000 CPU steps with the stft_if loss halved the misses on held notes but
     # left Whisper hearing the words a little worse (checkpoints/duotok-tiny/README.md, "Vocoder").
     phase_integration: bool = False
-    # losses: multi-resolution STFT (n_fft, hop) pairs; weights by loss name
+    # losses: multi-resolution STFT (n_fft, hop) pairs; weights by loss name. These are the weights it trained from
+    # scratch with; the shipped vocoder's last part moved towards the reported metric (multiscale_mel 3, stft_mag
+    # 0.25: the log-magnitude loss floors at 1e-5, 50 dB below the metric's floor, so at weight 1 it spends the
+    # network on detail the metric hardly sees) and measured better (checkpoints/duotok-tiny/README.md, part 6).
     stft_resolutions: list[list[int]] = field(default_factory=lambda: [[512, 128], [1024, 256], [2048, 512]])
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "mel": 1.0, "multiscale_mel": 1.0, "stft_sc": 1.0, "stft_mag": 1.0})
