@@ -4,9 +4,11 @@ never sees a half-written file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +32,29 @@ class AudioReadError(ValueError):
     """A file that exists but cannot be read as audio."""
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+@contextlib.contextmanager
+def atomic_target(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` for the caller to write; when the block ends without an error it gets the
+    default mode and is renamed onto ``path`` (a reader sees the old file or the new one, never half of one);
+    on an error it is removed and ``path`` is left as it was. ``suffix`` is for writers that infer the format
+    from it. Every atomic write of the project goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        yield Path(tmp)
         give_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -64,16 +76,8 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None
         raise ValueError(f"unsupported audio suffix {path.suffix!r} for {path} (use .flac or .wav)")
     if samples.dtype != np.int16:
         samples = np.clip(samples.astype(np.float32), -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path, suffix=path.suffix) as tmp:
         sf.write(tmp, samples, sample_rate, subtype=subtype, format=fmt)
-        give_default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:

@@ -4,15 +4,13 @@ BEST-RQ projection and codebook, the SimVQ base codebooks) are persistent buffer
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from corpus.audio_io import give_default_mode
+from corpus.audio_io import atomic_target
 from tokenizer.config import DuoTokConfig
 from tokenizer.model import DuoTokModel
 
@@ -27,15 +25,8 @@ def write_weights(model: nn.Module, directory: Path, dtype: torch.dtype = torch.
     directory.mkdir(parents=True, exist_ok=True)
     state = {name: (t.to(dtype) if t.is_floating_point() else t).contiguous().clone()
              for name, t in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_target(directory / "model.safetensors", suffix=".safetensors") as tmp:
         save_file(state, tmp, metadata={"format": "pt", **(metadata or {})})
-        give_default_mode(tmp)
-        os.replace(tmp, directory / "model.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_weights(model: nn.Module, directory: Path, new_keys: frozenset[str] = frozenset()) -> None:
