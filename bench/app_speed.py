@@ -82,7 +82,8 @@ def time_decode_parts(tokenizer, tokens, steps, seed: int) -> tuple[float, float
     with torch.no_grad():
         for offset, track in enumerate(("vocal", "accomp")):
             clock = time.perf_counter()
-            mel = tokenizer.decode_mel(getattr(tokens, track), track, steps=steps, seed=seed + offset)
+            mel = tokenizer.decode_mel(getattr(tokens, track), track, steps=steps, seed=seed + offset,
+                                       vocal=tokens.vocal if track == "accomp" else None)
             decoders += time.perf_counter() - clock
             clock = time.perf_counter()
             tokenizer.vocoder(mel[None].float())

@@ -93,11 +93,15 @@ def decode_conditions(tok: DuoTok, record: dict, originals: dict[str, np.ndarray
     with torch.no_grad():
         for track in STEMS:
             track_words = words if track == "vocal" else None
+            # an accompaniment decoder with vocal_context reads the vocal tokens too (the floor: constant ones)
+            vocal = record["vocal"] if track == "accomp" else None
+            floor_vocal = np.full(n, floor_ids["vocal"]) if track == "accomp" else None
             mels = {"vocoder": tok.vocoder.latent(torch.from_numpy(originals[track]))[0][: 2 * n],
-                    "regression": tok.decode_mel(record[track], track, steps=0, words=track_words),
+                    "regression": tok.decode_mel(record[track], track, steps=0, words=track_words, vocal=vocal),
                     # same seed as decode() uses for this track, so floor and decoder differ only in the tokens
                     "floor": tok.decode_mel(np.full(n, floor_ids[track]), track, steps=steps,
-                                            seed=seed + list(STEMS).index(track), words=track_words)}
+                                            seed=seed + list(STEMS).index(track), words=track_words,
+                                            vocal=floor_vocal)}
             for condition, mel in mels.items():
                 out[condition][track] = tok.vocoder(mel[None].float())[0].numpy()
     return out, seconds

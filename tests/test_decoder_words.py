@@ -143,9 +143,10 @@ def test_windowed_decoding_gives_each_window_its_slice_of_the_songs_words(monkey
     seen = []
     generate = vocal.generate
 
-    def spy(indices, steps=None, seed=0, noise=None, temperature=1.0, words=None):
+    def spy(indices, steps=None, seed=0, noise=None, temperature=1.0, words=None, context=None):
         seen.append(words)
-        return generate(indices, steps=steps, seed=seed, noise=noise, temperature=temperature, words=words)
+        return generate(indices, steps=steps, seed=seed, noise=noise, temperature=temperature, words=words,
+                        context=context)
 
     monkeypatch.setattr(vocal, "generate", spy)
     tok.decode_mel(np.arange(n) % K, "vocal", steps=0, words=words)

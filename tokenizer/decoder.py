@@ -92,10 +92,19 @@ class DecoderConfig(DictConfig):
     # Swapped spans are tokens that disagree with the words and phone times, as the LM's often do. 0: off.
     token_noise: float = 0.0
     token_noise_span: int = 3
+    # Accompaniment decoder only: also read the vocal tokens of the same frames (duotok.md §2.4: "the
+    # accompaniment decoder may also see the vocal tokens"; the sung melody hints at the harmony and the beat).
+    # The vocal codebook's vectors (frozen, copied in at training start like the track's own) enter through
+    # their own input layer, added to the accompaniment codes'. That layer starts at zero, so turning this on
+    # for a trained decoder starts from exactly that decoder's output.
+    vocal_context: bool = False
 
     def __post_init__(self):
         if self.track not in TRACKS:
             raise ValueError(f"decoder track must be one of {TRACKS}, not {self.track!r}")
+        if self.vocal_context and self.track != "accomp":
+            raise ValueError("vocal_context is for the accompaniment decoder (the vocal decoder reads the vocal "
+                             "tokens already)")
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} must be divisible by n_heads {self.n_heads}")
         if (self.word_phones < 0 or self.word_since < 2 or not 0.0 <= self.word_dropout <= 1.0
@@ -256,6 +265,12 @@ class TrackDecoder(nn.Module):
         self.register_buffer("mel_mean", torch.zeros(config.n_mels))
         self.register_buffer("mel_std", torch.ones(config.n_mels))
         self.code_in = nn.Linear(config.code_dim, dim)
+        self.context_in = None
+        if config.vocal_context:
+            self.register_buffer("context_code_table", torch.zeros(config.codebook_size, config.code_dim))
+            self.context_in = nn.Linear(config.code_dim, dim)
+            nn.init.zeros_(self.context_in.weight)
+            nn.init.zeros_(self.context_in.bias)
         self.convs = nn.ModuleList(ConvNeXtBlock(dim, 3 * dim, config.kernel_size, 1.0 / max(1, config.conv_layers))
                                    for _ in range(config.conv_layers))
         self.words = (WordPhoneAttention(dim, config.word_phones, config.word_since, config.word_phone_loss > 0,
@@ -279,17 +294,38 @@ class TrackDecoder(nn.Module):
             nn.init.zeros_(layer.bias)
 
     # ------------------------------------------------------------------------------------------- checks
-    def check_indices(self, indices: torch.Tensor) -> torch.Tensor:
+    def check_indices(self, indices: torch.Tensor, track: str | None = None) -> torch.Tensor:
+        """``indices`` as a long ``[B, T]`` tensor of ids in range, else a clear error naming ``track`` (default:
+        this decoder's own)."""
+        track = track or self.config.track
         if not isinstance(indices, torch.Tensor):
-            raise TypeError(f"token indices must be a torch tensor, got {type(indices).__name__}")
+            raise TypeError(f"{track} token indices must be a torch tensor, got {type(indices).__name__}")
         if indices.dtype.is_floating_point or indices.dtype == torch.bool or indices.is_complex():
-            raise TypeError(f"token indices must be integers, got dtype {indices.dtype}")
+            raise TypeError(f"{track} token indices must be integers, got dtype {indices.dtype}")
         if indices.dim() != 2 or indices.shape[1] == 0 or indices.shape[0] == 0:
-            raise ValueError(f"token indices must be a non-empty [B, T] tensor, got shape {tuple(indices.shape)}")
+            raise ValueError(f"{track} token indices must be a non-empty [B, T] tensor, got shape "
+                             f"{tuple(indices.shape)}")
         if indices.min() < 0 or indices.max() >= self.config.codebook_size:
-            raise ValueError(f"{self.config.track} token ids must lie in [0, {self.config.codebook_size}), got "
+            raise ValueError(f"{track} token ids must lie in [0, {self.config.codebook_size}), got "
                              f"{int(indices.min())}..{int(indices.max())}")
         return indices.long()
+
+    def check_context(self, context: torch.Tensor | None, indices: torch.Tensor) -> torch.Tensor | None:
+        """The vocal tokens ``[B, T]`` of the frames of ``indices``, for a decoder with ``vocal_context`` (which
+        needs them); a decoder without it takes none."""
+        if self.context_in is None:
+            if context is not None:
+                raise ValueError("this decoder reads no vocal tokens (config vocal_context false); decode without "
+                                 "them")
+            return None
+        if context is None:
+            raise ValueError("this accompaniment decoder reads the vocal tokens too (config vocal_context): give "
+                             "the vocal tokens of the same frames")
+        context = self.check_indices(context, "vocal")
+        if context.shape != indices.shape:
+            raise ValueError(f"the vocal tokens must match the accompaniment tokens' shape {tuple(indices.shape)}, "
+                             f"got {tuple(context.shape)}")
+        return context
 
     # ---------------------------------------------------------------------------------------- network
     def word_context(self, words, n_tokens: int) -> WordContext | None:
@@ -327,13 +363,18 @@ class TrackDecoder(nn.Module):
                            phone_since.clamp(0, top))
 
     def encode(self, indices: torch.Tensor, words: WordContext | None = None,
-               picked: list | None = None) -> torch.Tensor:
+               picked: list | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """``indices [B, T] -> features h [B, 2T, dim]`` at the mel frame rate; ``words``: the batched word
         context of a word-reading decoder (``check_words``); ``picked``: a list that receives what each frame
-        picked from its word (for the alignment loss)."""
+        picked from its word (for the alignment loss); ``context``: the vocal tokens ``[B, T]`` for a decoder
+        with ``vocal_context``."""
         indices = self.check_indices(indices)
         words = self.check_words(words, indices)
-        x = self.code_in(self.code_table[indices]).repeat_interleave(self.config.frames_per_token, dim=1)
+        context = self.check_context(context, indices)
+        x = self.code_in(self.code_table[indices])
+        if context is not None:
+            x = x + self.context_in(self.context_code_table[context])
+        x = x.repeat_interleave(self.config.frames_per_token, dim=1)
         x = x.transpose(1, 2)
         for block in self.convs:
             x = block(x)
@@ -369,15 +410,15 @@ class TrackDecoder(nn.Module):
 
     # --------------------------------------------------------------------------------------- training
     def forward(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None,
-                words: WordContext | None = None, phone_labels: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                words: WordContext | None = None, phone_labels: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training forward is :meth:`losses`: trainers call ``model(indices, mel)`` through their DDP
         wrapper, which only all-reduces gradients of calls that go through it."""
-        return self.losses(indices, mel, generator, words, phone_labels)
+        return self.losses(indices, mel, generator, words, phone_labels, context)
 
     def losses(self, indices: torch.Tensor, mel: torch.Tensor, generator: torch.Generator | None = None,
-               words: WordContext | None = None, phone_labels: torch.Tensor | None = None
-               ) -> dict[str, torch.Tensor]:
+               words: WordContext | None = None, phone_labels: torch.Tensor | None = None,
+               context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``indices [B, T]``, target log-mel ``mel [B, 2T, n_mels]`` -> ``{"prior", "flow", "loss"}``.
         The prior is trained with L1 (sharper than L2 on mels); the flow regresses the velocity from the
         noisy prior (the prior is detached there, so the flow cannot pull the regression away from the
@@ -385,7 +426,7 @@ class TrackDecoder(nn.Module):
         ``word_dropout`` share of the crops; with ``phone_labels [B, 2T]`` (festival ids, 0 where nothing is sung)
         and ``word_phone_loss`` > 0 it also gets the alignment loss ``"word_phone"`` on the sung frames of the
         crops that were shown words. With ``token_noise`` some token spans are swapped first (``swap_token_spans``);
-        the target stays the true mel."""
+        the target stays the true mel. ``context``: the vocal tokens, for a decoder with ``vocal_context``."""
         expected = indices.shape[1] * self.config.frames_per_token
         if mel.shape[:2] != (indices.shape[0], expected) or mel.shape[-1] != self.config.n_mels:
             raise ValueError(f"mel must be [B, {expected}, {self.config.n_mels}] for {indices.shape[1]} tokens, "
@@ -402,7 +443,7 @@ class TrackDecoder(nn.Module):
                      >= self.config.phone_times_dropout)[:, None]
             words = WordContext(words[0], words[1], words[2] * timed, words[3] * timed)
         picked: list[torch.Tensor] = []
-        h = self.encode(indices, words, picked)
+        h = self.encode(indices, words, picked, context)
         prior = self.prior(h)
         out = {"prior": F.l1_loss(prior, target)}
         alignment = torch.zeros((), device=mel.device)
@@ -428,17 +469,18 @@ class TrackDecoder(nn.Module):
     @torch.no_grad()
     def generate(self, indices: torch.Tensor, steps: int | None = None, seed: int = 0,
                  noise: torch.Tensor | None = None, temperature: float = 1.0,
-                 words: WordContext | None = None) -> torch.Tensor:
+                 words: WordContext | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """``indices [B, T] -> log-mel [B, 2T, n_mels]``. ``steps=0``: the regression estimate; otherwise
         ``steps`` Euler steps of the flow from ``prior + temperature·prior_noise·noise``, the noise drawn from
         ``seed`` unless given (``[B, 2T, n_mels]``, e.g. a slice of one song-long draw). ``words``: the batched
-        word context of a lyric-aware decoder (``check_words``; None: no words)."""
+        word context of a lyric-aware decoder (``check_words``; None: no words); ``context``: the vocal tokens
+        ``[B, T]`` for a decoder with ``vocal_context``."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         steps = self.config.default_steps if steps is None else int(steps)
         if steps < 0:
             raise ValueError(f"decoder steps must be >= 0, got {steps}")
-        h = self.encode(indices, words)
+        h = self.encode(indices, words, context=context)
         x = self.prior(h)
         if steps > 0:
             if noise is None:

@@ -53,11 +53,13 @@ class CropBatch(NamedTuple):
     mel: torch.Tensor  # [B, crop·fpt, n_mels] target log-mel
     words: WordContext | None  # the crops' word context after use_words_of
     phone_labels: torch.Tensor | None  # [B, crop·fpt] festival phone sung at each frame, 0 where none
+    vocal: torch.Tensor | None = None  # [B, crop] the vocal token ids of the same frames (accompaniment caches)
 
     def to(self, device: torch.device | str) -> CropBatch:
         words = None if self.words is None else WordContext(*(part.to(device) for part in self.words))
         labels = None if self.phone_labels is None else self.phone_labels.to(device)
-        return CropBatch(self.indices.to(device), self.mel.to(device), words, labels)
+        vocal = None if self.vocal is None else self.vocal.to(device)
+        return CropBatch(self.indices.to(device), self.mel.to(device), words, labels, vocal)
 
 
 class TrackCache:
@@ -65,11 +67,13 @@ class TrackCache:
     ``mels[i] [2·T_i, n_mels]`` float16; for a lyric-aware vocal decoder also ``words[i]``, the sung words as
     ``SungWord``s (the token corpus's ``words`` column, with each word's timed phones where the corpus has them;
     empty for corpora tokenized before it), and ``phone_labels[i] [2·T_i]`` int8, the phone sung at each frame
-    (from ``meta.json``; the alignment loss's targets). Caches saved before words, phones and labels were kept
-    load without them."""
+    (from ``meta.json``; the alignment loss's targets); for the accompaniment also ``vocal[i] [T_i]`` int16, the
+    vocal token ids of the same frames (read by a decoder with ``vocal_context``). Caches saved before words,
+    phones, labels and vocal ids were kept load without them."""
 
     def __init__(self, indices: list[np.ndarray], mels: list[np.ndarray], ids: list[str],
-                 words: list[list] | None = None, phone_labels: list[np.ndarray] | None = None):
+                 words: list[list] | None = None, phone_labels: list[np.ndarray] | None = None,
+                 vocal: list[np.ndarray] | None = None):
         if not indices:
             raise ValueError("the decoder cache is empty: no song of the token corpus was found in the song folder")
         self.indices, self.mels, self.ids = indices, mels, ids
@@ -79,6 +83,7 @@ class TrackCache:
                        for song, song_indices in zip(words, indices, strict=True)]
                       if words is not None else [[] for _ in ids])
         self.phone_labels = phone_labels
+        self.vocal = vocal
         self._word_model: TrackDecoder | None = None  # set by use_words_of: crops then carry word contexts
         self._jitter = 0
         self._contexts: list[WordContext] | None = None  # exact starts' contexts, computed once
@@ -97,7 +102,7 @@ class TrackCache:
         mel_config = get_vocoder_config("tiny")
         latent = LatentMel(mel_config)
         stem_file = TRACK_FILES[STEM_FOR_TRACK[track]]
-        indices, mels, ids, words, labels, missing = [], [], [], [], [], []
+        indices, mels, ids, words, labels, vocal, missing = [], [], [], [], [], [], []
         frame_seconds = mel_config.hop_length / mel_config.sample_rate
         for record in iter_records(tokens_dir):
             if limit is not None and len(ids) >= limit:
@@ -111,6 +116,8 @@ class TrackCache:
                 mel = latent(torch.from_numpy(audio))[0].numpy()
             n_tokens = min(len(record[track]), len(mel) // frames_per_token)
             indices.append(record[track][:n_tokens].astype(np.int16))
+            if track == "accomp":
+                vocal.append(record["vocal"][:n_tokens].astype(np.int16))
             mels.append(mel[: n_tokens * frames_per_token].astype(np.float16))
             ids.append(record["id"])
             words.append(record.get("words") or [])  # read and cut to the song by __init__
@@ -118,7 +125,7 @@ class TrackCache:
         if missing:
             print(f"warning: {len(missing)} songs of {tokens_dir} have no {stem_file} under {songs_dir} "
                   f"(first: {missing[:3]})", file=sys.stderr)
-        return cls(indices, mels, ids, words, labels)
+        return cls(indices, mels, ids, words, labels, vocal if track == "accomp" else None)
 
     def save(self, path: Path) -> None:
         offsets = np.cumsum([0] + [len(i) for i in self.indices])
@@ -133,7 +140,8 @@ class TrackCache:
                  word_texts=np.array([word.text for word in flat_words], dtype=str),
                  phone_offsets=phone_offsets, phone_names=np.array([name for name, _ in flat_phones], dtype=str),
                  phone_frames=np.array([frame for _, frame in flat_phones], dtype=np.int32),
-                 **({} if self.phone_labels is None else {"phone_labels": np.concatenate(self.phone_labels)}))
+                 **({} if self.phone_labels is None else {"phone_labels": np.concatenate(self.phone_labels)}),
+                 **({} if self.vocal is None else {"vocal": np.concatenate(self.vocal)}))
         os.replace(tmp, path)
 
     @classmethod
@@ -151,11 +159,13 @@ class TrackCache:
                 flat = [SungWord(*word) for word in zip(frames, texts, phones, strict=True)]
                 words = [flat[a:b] for a, b in itertools.pairwise(data["word_offsets"].tolist())]
             all_labels = data.get("phone_labels")
+            all_vocal = data.get("vocal")
         frames_of = [slice(a * frames_per_token, b * frames_per_token) for a, b in itertools.pairwise(offsets)]
         indices = [all_indices[a:b] for a, b in itertools.pairwise(offsets)]
         mels = [all_mels[frames] for frames in frames_of]
         labels = None if all_labels is None else [all_labels[frames] for frames in frames_of]
-        return cls(indices, mels, [str(i) for i in ids], words, labels)
+        vocal = None if all_vocal is None else [all_vocal[a:b] for a, b in itertools.pairwise(offsets)]
+        return cls(indices, mels, [str(i) for i in ids], words, labels, vocal)
 
     def mel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         frames = np.concatenate(self.mels).astype(np.float32)
@@ -182,17 +192,19 @@ class TrackCache:
               ) -> CropBatch:
         """Random crops (``CropBatch``); songs drawn in proportion to their length, so every second of the corpus
         is equally likely. ``words`` is the crops' ``WordContext`` (``phones [B, crop·fpt, P]``, the rest ``[B,
-        crop·fpt]``) after ``use_words_of``, else None; ``phone_labels`` None for a cache without them. Songs
-        shorter than the crop are skipped (the reference corpus has none)."""
+        crop·fpt]``) after ``use_words_of``, else None; ``phone_labels`` and ``vocal`` None for a cache without
+        them. Songs shorter than the crop are skipped (the reference corpus has none)."""
         lengths = torch.tensor([len(i) for i in self.indices], dtype=torch.float64)
         weights = torch.where(lengths >= crop_tokens, lengths, torch.zeros_like(lengths))
         if weights.sum() == 0:
             raise ValueError(f"every song is shorter than the crop of {crop_tokens} tokens")
         songs = torch.multinomial(weights, batch_size, replacement=True, generator=generator).tolist()
-        out_indices, out_mels, out_words, out_labels = [], [], [], []
+        out_indices, out_mels, out_words, out_labels, out_vocal = [], [], [], [], []
         for song in songs:
             start = int(torch.randint(0, len(self.indices[song]) - crop_tokens + 1, (1,), generator=generator))
             out_indices.append(torch.from_numpy(self.indices[song][start: start + crop_tokens].astype(np.int64)))
+            if self.vocal is not None:
+                out_vocal.append(torch.from_numpy(self.vocal[song][start: start + crop_tokens].astype(np.int64)))
             frames = slice(start * frames_per_token, (start + crop_tokens) * frames_per_token)
             out_mels.append(torch.from_numpy(self.mels[song][frames].astype(np.float32)))
             if self._word_model is not None:
@@ -202,7 +214,8 @@ class TrackCache:
         words = (WordContext(*(torch.stack(parts) for parts in zip(*out_words, strict=True)))
                  if self._word_model is not None else None)
         labels = torch.stack(out_labels) if self.phone_labels is not None else None
-        return CropBatch(torch.stack(out_indices), torch.stack(out_mels), words, labels)
+        vocal = torch.stack(out_vocal) if self.vocal is not None else None
+        return CropBatch(torch.stack(out_indices), torch.stack(out_mels), words, labels, vocal)
 
 
 def jitter_word_starts(words: list[SungWord], n_tokens: int, max_shift: int, generator: torch.Generator
@@ -250,8 +263,9 @@ def validation_losses(model: TrackDecoder, cache: TrackCache, crop_tokens: int, 
     device = next(model.parameters()).device
     for _ in range(n_batches):
         crops = cache.batch(batch_size, crop_tokens, generator).to(device)
-        for name, value in model.losses(crops.indices, crops.mel, generator, crops.words,
-                                        crops.phone_labels).items():
+        vocal = crops.vocal if model.context_in is not None else None
+        for name, value in model.losses(crops.indices, crops.mel, generator, crops.words, crops.phone_labels,
+                                        vocal).items():
             totals[name] = totals.get(name, 0.0) + float(value) / n_batches
     model.train()
     return {f"val_{name}": round(value, 4) for name, value in totals.items()}
@@ -333,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     branch = {"vocal": tokenizer.vocal_branch, "accomp": tokenizer.accomp_branch}[args.track]
     with torch.no_grad():
         model.code_table.copy_(branch.indices_to_codes(torch.arange(tokenizer.config.codebook_size)))
+        if model.context_in is not None:  # an accompaniment decoder that reads the vocal tokens too
+            model.context_code_table.copy_(
+                tokenizer.vocal_branch.indices_to_codes(torch.arange(tokenizer.config.codebook_size)))
     if not args.init:  # a fine-tuned decoder keeps the standardisation its weights were trained in
         mean, std = cache.mel_stats()
         model.mel_mean.copy_(mean)
@@ -353,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
                                  f"(word_phone_loss) needs: delete the cache files under {stage_dir} to rebuild them")
             if songs is not None:  # only training crops move the word starts; validation keeps them exact
                 songs.use_words_of(model, model.config.word_jitter if songs is cache else 0)
+    if model.context_in is not None:
+        for name, songs in (("--tokens", cache), ("--eval-tokens", eval_cache)):
+            if songs is not None and songs.vocal is None:
+                raise SystemExit(f"error: the {name} cache holds no vocal token ids, which a decoder with "
+                                 f"vocal_context reads: delete the cache files under {stage_dir} to rebuild them")
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, args.steps))
@@ -372,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seed + 1_000_003 * progress.step + accelerator.process_index)
         crops = cache.batch(args.batch_size, args.crop_tokens, generator).to(accelerator.device)
         with accelerator.accumulate(model):
-            out = model(crops.indices, crops.mel, generator, crops.words, crops.phone_labels)
+            out = model(crops.indices, crops.mel, generator, crops.words, crops.phone_labels,
+                        crops.vocal if unwrapped.context_in is not None else None)
             apply_update(accelerator, out["loss"], model.parameters(), optimizer, scheduler)
         progress.step += 1
         if eval_cache is not None and (progress.step % args.eval_every == 0 or progress.step == args.steps):

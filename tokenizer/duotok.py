@@ -198,11 +198,13 @@ class DuoTok:
     @torch.no_grad()
     def decode_mel(self, indices, track: str, steps: int | None = None, seed: int = 0,
                    window_tokens: int = WINDOW_TOKENS, overlap_tokens: int = DECODE_OVERLAP_TOKENS,
-                   words=None) -> torch.Tensor:
+                   words=None, vocal=None) -> torch.Tensor:
         """One track's tokens ``[T]`` -> its 50 Hz log-mel ``[2T, n_mels]``. ``words``: the sung words as
         ``{"start_frame", "text"[, "phones"]}`` dicts or ``(start_frame, text)`` pairs at the token rate
         (``tokenizer.word_context.word_starts``), read by a lyric-aware decoder (``word_phones`` in its config; the
-        phones' times only with ``phone_times``) and ignored by one that reads tokens only.
+        phones' times only with ``phone_times``) and ignored by one that reads tokens only. ``vocal``: the vocal
+        tokens ``[T]`` of the same frames, read by an accompaniment decoder with ``vocal_context`` (which needs
+        them) and ignored by any other.
 
         Long inputs are decoded in windows of ``window_tokens`` (the training crop) that overlap by
         ``overlap_tokens``; in each overlap the two windows' mels are blended with linear ramps, so there is no
@@ -215,6 +217,13 @@ class DuoTok:
         decoder = self.decoder(track)
         per_token = decoder.config.frames_per_token
         n_tokens = len(indices)
+        if decoder.context_in is None:
+            vocal = None
+        elif vocal is not None:
+            vocal = self._check_indices(vocal, "vocal")
+            if len(vocal) != n_tokens:
+                raise ValueError(f"the vocal tokens must be as long as the {track} tokens ({n_tokens}), got "
+                                 f"{len(vocal)}")
         starts = [0]
         if n_tokens > window_tokens:
             starts = [*range(0, n_tokens - window_tokens, window_tokens - overlap_tokens), n_tokens - window_tokens]
@@ -229,11 +238,12 @@ class DuoTok:
         length = min(n_tokens, window_tokens)
         batch = torch.stack([indices[start: start + length] for start in starts])
         batch_noise = torch.stack([noise[start * per_token: (start + length) * per_token] for start in starts])
+        batch_vocal = None if vocal is None else torch.stack([vocal[start: start + length] for start in starts])
         batch_words = None
         if context is not None:
             batch_words = WordContext(*(torch.stack([part[start * per_token: (start + length) * per_token]
                                                      for start in starts]) for part in context))
-        mels = decoder.generate(batch, steps=steps, noise=batch_noise, words=batch_words)
+        mels = decoder.generate(batch, steps=steps, noise=batch_noise, words=batch_words, context=batch_vocal)
         for start, mel in zip(starts, mels, strict=True):
             end = start + length
             frames = slice(start * per_token, end * per_token)
@@ -259,15 +269,17 @@ class DuoTok:
         if not isinstance(tokens, TrackTokens):
             raise TypeError(f"decode takes TrackTokens, got {type(tokens).__name__}")
         vocals = self.decode_track(tokens.vocal, "vocal", steps=steps, seed=seed, words=words)
-        accompaniment = self.decode_track(tokens.accomp, "accomp", steps=steps, seed=seed + 1)
+        accompaniment = self.decode_track(tokens.accomp, "accomp", steps=steps, seed=seed + 1, vocal=tokens.vocal)
         return vocals, accompaniment, vocals + accompaniment
 
     @torch.no_grad()
-    def decode_track(self, indices, track: str, steps: int | None = None, seed: int = 0, words=None) -> np.ndarray:
+    def decode_track(self, indices, track: str, steps: int | None = None, seed: int = 0, words=None,
+                     vocal=None) -> np.ndarray:
         """One track's tokens ``[T]`` -> its float32 waveform of ``T · samples_per_token`` samples: ``decode_mel``
-        then the vocoder. ``decode`` calls it with ``seed`` for the vocals and ``seed + 1`` for the
-        accompaniment, so a track decoded alone equals that track of ``decode``."""
-        mel = self.decode_mel(indices, track, steps=steps, seed=seed, words=words if track == "vocal" else None)
+        then the vocoder. ``decode`` calls it with ``seed`` for the vocals and ``seed + 1`` (and the vocal
+        tokens) for the accompaniment, so a track decoded alone equals that track of ``decode``."""
+        mel = self.decode_mel(indices, track, steps=steps, seed=seed, words=words if track == "vocal" else None,
+                              vocal=vocal if track == "accomp" else None)
         return self.vocoder(mel[None].float())[0].cpu().numpy().astype(np.float32)
 
     def reconstruct(self, audio, sample_rate: int | None = None, steps: int | None = None, seed: int = 0
