@@ -240,6 +240,8 @@ class SongLM:
                 state = {name: tensor.to(dtype) if tensor.is_floating_point() else tensor
                          for name, tensor in self.model.state_dict().items() if name not in tied}
             self.model.save_pretrained(staging, state_dict=state, safe_serialization=True)
+            for written in staging.iterdir():  # transformers writes its weights file with mode 0600
+                give_default_mode(written)
             (staging / LM_CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")
             (staging / VOCAB_NAME).write_text(json.dumps(self.vocab.to_dict(), indent=1) + "\n")
             (staging / TEXT_MODEL_NAME).write_bytes(self.text.model_bytes)

@@ -114,6 +114,9 @@ def test_songlm_save_load_round_trip_gives_identical_logits(tmp_path, text_model
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
     # the folder has a plain mkdir's mode, not the 0700 of the temporary folder it was written into
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o777 & ~audio_io._UMASK
+    # and every file a plain open's mode (transformers writes its weights file as 0600)
+    assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "ckpt").iterdir()} == {
+        p.name: 0o666 & ~audio_io._UMASK for p in (tmp_path / "ckpt").iterdir()}
     loaded = SongLM.from_pretrained(tmp_path / "ckpt")
     ids = torch.randint(0, vocab.size, (2, 40))
     assert torch.equal(song_lm.model(ids).logits, loaded.model(ids).logits)
