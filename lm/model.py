@@ -240,13 +240,13 @@ class SongLM:
                 state = {name: tensor.to(dtype) if tensor.is_floating_point() else tensor
                          for name, tensor in self.model.state_dict().items() if name not in tied}
             self.model.save_pretrained(staging, state_dict=state, safe_serialization=True)
-            for written in staging.iterdir():  # transformers writes its weights file with mode 0600
-                give_default_mode(written)
             (staging / LM_CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")
             (staging / VOCAB_NAME).write_text(json.dumps(self.vocab.to_dict(), indent=1) + "\n")
             (staging / TEXT_MODEL_NAME).write_bytes(self.text.model_bytes)
             if self.phone_prior is not None:
                 self.phone_prior.save(staging / PHONE_PRIOR_NAME)
+            for written in staging.iterdir():  # whoever wrote it (transformers writes its weights as 0600)
+                give_default_mode(written)
             if directory.exists():
                 # rename the old folder away first: a rename cannot replace a non-empty directory
                 retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
